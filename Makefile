@@ -1,0 +1,92 @@
+# keyhog - one make for everything.  `make` builds build/keyhog and
+# build/libkeyhog.a; `make test` installs what is missing, builds and runs
+# every test; `make bench` measures on the Linux source corpus.
+#
+# Dependencies come from Debian's packages; scripts/setup.sh installs them
+# (as root) or prints the exact apt-get command.
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libhs libpcre2-8 libgit2 libarchive libcurl libcrypto
+SAN     ?=
+OPT     ?= -O2
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror \
+           -Wno-missing-field-initializers -Iinclude -Isrc $(PKG_CFLAGS) $(SAN)
+LDLIBS  += $(PKG_LIBS) -lpthread -lm -ldl
+LDFLAGS += $(SAN)
+
+LIB_SRCS := $(sort $(wildcard src/spec/*.c src/engine/*.c src/decode/*.c \
+              src/triage/*.c src/sources/*.c src/report/*.c src/verify/*.c))
+CLI_SRCS := $(sort $(wildcard src/cli/*.c))
+DETECTORS := $(sort $(wildcard detectors/*.toml))
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+
+TEST_SRCS := $(sort $(wildcard tests/*/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps test unit cli-test scan bench clean asan fuzz format gpu
+
+all: $(DEPS_STAMP) $(BUILD)/keyhog $(BUILD)/libkeyhog.a
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/setup.sh
+	@sh scripts/setup.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -Wall -Wextra -Werror $< -o $@
+
+$(BUILD)/gen/embedded.c: $(BUILD)/tools/embed $(DETECTORS)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ $(DETECTORS)
+
+$(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libkeyhog.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/keyhog: $(CLI_OBJS) $(BUILD)/libkeyhog.a
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libkeyhog.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $< -o $@ \
+	    $(LDFLAGS) $(BUILD)/libkeyhog.a $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# Unit tests (cmocka, one binary per file), then the CLI end-to-end suite.
+test: all $(TEST_BINS)
+	@sh tests/run.sh $(BUILD)
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+scan: all
+	$(BUILD)/keyhog scan .
+
+bench: all
+	@sh bench/run.sh $(BUILD)
+
+format:
+	clang-format -i include/*.h src/*/*.[ch] tests/*/*.c tools/*.c
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

@@ -1,0 +1,30 @@
+/*
+ * cli.h - the keyhog command-line tool: shared pieces of its subcommands.
+ * The tool reaches the engine only through include/keyhog.h; sources,
+ * report, triage and verify are used through their module headers.
+ */
+#ifndef KH_CLI_H
+#define KH_CLI_H
+
+#include <stdio.h>
+
+#include "keyhog.h"
+
+/* Exit statuses (DESIGN.md "Output"). */
+enum { EXIT_CLEAN = 0, EXIT_FINDINGS = 1, EXIT_ERROR = 2 };
+
+int cli_scan(int argc, char **argv);
+int cli_detectors(int argc, char **argv);
+
+/* Loads the embedded detectors plus each --detectors directory (later ones
+ * override earlier ones by id).  Prints warnings and errors to stderr;
+ * returns NULL on a fatal error. */
+kh_detectors *cli_load_detectors(char **dirs, int ndirs, int quiet);
+
+/* "32M", "1G", "4096" -> bytes; -1 if malformed. */
+long long cli_parse_size(const char *s);
+
+/* Prints "keyhog: " + message to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * pipeline.c - bounded queue and worker pool of a scan.
+ *
+ * The producer (the walker, git reader or archive reader on the main
+ * thread) hands items to a ring of fixed size that is also bounded in
+ * bytes, so memory stays bounded whatever the input: a file on disk costs
+ * only its path until a worker reads it into that worker's reusable
+ * buffer.  Each worker owns a scratch and a findings vector; nothing is
+ * shared on the hot path but the queue lock.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/pipeline.h"
+
+#define QUEUE_ITEMS 1024
+#define QUEUE_BYTES (256u << 20)
+
+struct work_item {
+    char *path, *fs_path;
+    uint8_t *data;
+    size_t len;
+    char *commit, *author, *email, *date;
+};
+
+typedef struct worker {
+    pipeline *p;
+    pthread_t thread;
+    kh_scratch *scratch;
+    uint8_t *buf;
+    size_t cap;
+    findings_vec found;
+    uint64_t files, bytes, suppressed;
+    /* the item being scanned, for the finding callback */
+    const work_item *item;
+    const uint8_t *data;
+    size_t len;
+} worker;
+
+struct pipeline {
+    scan_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    work_item ring[QUEUE_ITEMS];
+    size_t head, count, bytes;
+    int closed;
+    uint64_t skipped;
+    worker *workers;
+    int nworkers;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void item_free(work_item *it)
+{
+    free(it->path);
+    free(it->fs_path);
+    free(it->data);
+    free(it->commit);
+    free(it->author);
+    free(it->email);
+    free(it->date);
+    memset(it, 0, sizeof *it);
+}
+
+void findings_vec_free(findings_vec *v)
+{
+    for (size_t i = 0; i < v->count; i++)
+        report_finding_clear(&v->items[i]);
+    free(v->items);
+    memset(v, 0, sizeof *v);
+}
+
+/* "keyhog:ignore" or "keyhog:ignore=ID" on the finding's line or the line
+ * above silences it. */
+static int ignored_inline(const uint8_t *d, size_t len, size_t at, const char *id)
+{
+    size_t ls = at;
+    while (ls > 0 && d[ls - 1] != '\n')
+        ls--;
+    size_t prev = ls;
+    if (prev > 0) {
+        prev--;
+        while (prev > 0 && d[prev - 1] != '\n')
+            prev--;
+    }
+    const uint8_t *le = memchr(d + at, '\n', len - at);
+    size_t end = le ? (size_t)(le - d) : len;
+    static const char tag[] = "keyhog:ignore";
+    const size_t tl = sizeof tag - 1;
+    for (size_t i = prev; i + tl <= end; i++) {
+        if (d[i] != 'k' || memcmp(d + i, tag, tl) != 0)
+            continue;
+        size_t j = i + tl;
+        if (j >= end || d[j] != '=')
+            return 1;
+        size_t idl = strlen(id);
+        if (j + 1 + idl <= end && !memcmp(d + j + 1, id, idl) &&
+            (j + 1 + idl == end || !(d[j + 1 + idl] == '-' || (d[j + 1 + idl] >= 'a' && d[j + 1 + idl] <= 'z') ||
+                                     (d[j + 1 + idl] >= '0' && d[j + 1 + idl] <= '9'))))
+            return 1;
+    }
+    return 0;
+}
+
+static int on_finding(const kh_finding *f, void *ctx)
+{
+    worker *w = ctx;
+    const scan_config *cfg = &w->p->cfg;
+    if ((int)f->detector->severity < cfg->min_severity || f->confidence < cfg->min_confidence)
+        return 0;
+    size_t at = (size_t)f->offset;
+    if (at < w->len && ignored_inline(w->data, w->len, at, f->detector->id)) {
+        w->suppressed++;
+        return 0;
+    }
+    findings_vec *v = &w->found;
+    if (v->count == v->cap) {
+        size_t n = v->cap ? v->cap * 2 : 16;
+        report_finding *items = realloc(v->items, n * sizeof *items);
+        if (!items)
+            return 1;
+        v->items = items;
+        v->cap = n;
+    }
+    report_finding *r = &v->items[v->count];
+    memset(r, 0, sizeof *r);
+    r->detector = f->detector;
+    r->severity = f->detector->severity;
+    r->confidence = f->confidence;
+    r->secret = malloc(f->secret_len + 1);
+    r->locations = calloc(1, sizeof *r->locations);
+    if (!r->secret || !r->locations) {
+        report_finding_clear(r);
+        return 1;
+    }
+    memcpy(r->secret, f->secret, f->secret_len);
+    r->secret[f->secret_len] = 0;
+    r->secret_len = f->secret_len;
+    kh_redact(f->secret, f->secret_len, r->redacted, sizeof r->redacted);
+    kh_fingerprint(f->detector->id, f->secret, f->secret_len, r->fingerprint);
+    r->location_count = 1;
+    report_location *l = &r->locations[0];
+    l->path = strdup(w->item->path);
+    l->offset = f->offset;
+    l->length = f->length;
+    l->line = f->line;
+    l->column = f->column;
+    l->end_line = f->end_line;
+    l->end_column = f->end_column;
+    l->commit = dup_or_null(w->item->commit);
+    l->author = dup_or_null(w->item->author);
+    l->email = dup_or_null(w->item->email);
+    l->date = dup_or_null(w->item->date);
+    if (f->companion_count) {
+        r->companions = calloc(f->companion_count, sizeof *r->companions);
+        if (r->companions) {
+            r->companion_count = f->companion_count;
+            for (size_t i = 0; i < f->companion_count; i++) {
+                r->companions[i].name = strdup(f->companions[i].name);
+                r->companions[i].value = strndup((const char *)f->companions[i].value,
+                                                 f->companions[i].value_len);
+                r->companions[i].line = f->companions[i].line;
+            }
+        }
+    }
+    if (f->decode_depth) {
+        r->decoded_from = calloc(f->decode_depth, sizeof *r->decoded_from);
+        if (r->decoded_from) {
+            r->decoded_count = f->decode_depth;
+            for (size_t i = 0; i < f->decode_depth; i++)
+                r->decoded_from[i] = strdup(f->decoded_from[i]);
+        }
+    }
+    v->count++;
+    return 0;
+}
+
+static void scan_item(worker *w, const work_item *it)
+{
+    pipeline *p = w->p;
+    const uint8_t *data = it->data;
+    size_t len = it->len;
+    if (it->fs_path) {
+        int e = sources_read_file(it->fs_path, p->cfg.max_file_size, &w->buf, &w->cap, &len);
+        if (e) {
+            char reason[128];
+            if (e == EFBIG)
+                snprintf(reason, sizeof reason, "larger than --max-file-size (%llu bytes)",
+                         (unsigned long long)p->cfg.max_file_size);
+            else
+                snprintf(reason, sizeof reason, "%s", strerror(e));
+            pipeline_skip(it->path, reason, p);
+            return;
+        }
+        data = w->buf;
+    }
+    if (sources_is_binary(data, len))
+        return;
+    w->files++;
+    w->bytes += len;
+    w->item = it;
+    w->data = data;
+    w->len = len;
+    kh_chunk chunk = {.data = data, .len = len, .path = it->path};
+    int rc = kh_scan(p->cfg.engine, w->scratch, &chunk, on_finding, w);
+    if (rc != KH_OK && rc != KH_ESTOPPED)
+        pipeline_skip(it->path, kh_strerror(rc), p);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pipeline *p = w->p;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->count == 0 && !p->closed)
+            pthread_cond_wait(&p->not_empty, &p->mu);
+        if (p->count == 0 && p->closed) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        work_item it = p->ring[p->head];
+        p->head = (p->head + 1) % QUEUE_ITEMS;
+        p->count--;
+        p->bytes -= it.len;
+        pthread_cond_signal(&p->not_full);
+        pthread_mutex_unlock(&p->mu);
+        scan_item(w, &it);
+        item_free(&it);
+    }
+    return NULL;
+}
+
+pipeline *pipeline_start(const scan_config *cfg)
+{
+    pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->cfg = *cfg;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->not_empty, NULL);
+    pthread_cond_init(&p->not_full, NULL);
+    int n = cfg->threads > 0 ? cfg->threads : 1;
+    p->workers = calloc((size_t)n, sizeof *p->workers);
+    if (!p->workers) {
+        free(p);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        worker *w = &p->workers[i];
+        w->p = p;
+        if (kh_scratch_alloc(cfg->engine, &w->scratch) != KH_OK ||
+            pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            cli_error("cannot start worker %d", i);
+            kh_scratch_free(w->scratch);
+            w->scratch = NULL;
+            break;
+        }
+        p->nworkers++;
+    }
+    if (p->nworkers == 0) {
+        free(p->workers);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int pipeline_emit(const source_item *src, void *ctx)
+{
+    pipeline *p = ctx;
+    work_item it = {0};
+    it.path = strdup(src->path);
+    it.fs_path = dup_or_null(src->fs_path);
+    it.commit = dup_or_null(src->commit);
+    it.author = dup_or_null(src->author);
+    it.email = dup_or_null(src->email);
+    it.date = dup_or_null(src->date);
+    if (src->data) {
+        it.data = malloc(src->len ? src->len : 1);
+        if (it.data)
+            memcpy(it.data, src->data, src->len);
+        it.len = src->len;
+    }
+    if (!it.path || (src->data && !it.data)) {
+        pipeline_skip(src->path, "out of memory", p);
+        item_free(&it);
+        return 0;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (p->count == QUEUE_ITEMS || (p->count > 0 && p->bytes + it.len > QUEUE_BYTES))
+        pthread_cond_wait(&p->not_full, &p->mu);
+    p->ring[(p->head + p->count) % QUEUE_ITEMS] = it;
+    p->count++;
+    p->bytes += it.len;
+    pthread_cond_signal(&p->not_empty);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void pipeline_skip(const char *path, const char *reason, void *ctx)
+{
+    pipeline *p = ctx;
+    pthread_mutex_lock(&p->mu);
+    p->skipped++;
+    if (!p->cfg.quiet)
+        fprintf(stderr, "keyhog: %s: skipped: %s\n", path, reason);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
+{
+    pthread_mutex_lock(&p->mu);
+    p->closed = 1;
+    pthread_cond_broadcast(&p->not_empty);
+    pthread_mutex_unlock(&p->mu);
+    size_t total = 0;
+    for (int i = 0; i < p->nworkers; i++) {
+        pthread_join(p->workers[i].thread, NULL);
+        total += p->workers[i].found.count;
+    }
+    out->items = calloc(total + 1, sizeof *out->items);
+    out->cap = total + 1;
+    out->count = 0;
+    for (int i = 0; i < p->nworkers; i++) {
+        worker *w = &p->workers[i];
+        if (out->items) {
+            memcpy(out->items + out->count, w->found.items,
+                   w->found.count * sizeof *w->found.items);
+            out->count += w->found.count;
+            free(w->found.items);
+        } else {
+            findings_vec_free(&w->found);
+        }
+        stats->files_scanned += w->files;
+        stats->bytes_scanned += w->bytes;
+        stats->suppressed += w->suppressed;
+        kh_scratch_free(w->scratch);
+        free(w->buf);
+    }
+    stats->files_skipped += p->skipped;
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->not_empty);
+    pthread_cond_destroy(&p->not_full);
+    free(p->workers);
+    free(p);
+}

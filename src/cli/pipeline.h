@@ -1,0 +1,52 @@
+/*
+ * pipeline.h - the scan pipeline: sources feed a bounded queue, a pool of
+ * workers (each with its own scratch and read buffer) reads and scans, and
+ * findings are gathered per worker and merged once at the end, so the
+ * output order never depends on thread timing.
+ */
+#ifndef KH_CLI_PIPELINE_H
+#define KH_CLI_PIPELINE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "keyhog.h"
+#include "report/report.h"
+#include "sources/sources.h"
+
+typedef struct scan_config {
+    const kh_engine *engine;
+    int threads;
+    uint64_t max_file_size;
+    int min_severity;
+    double min_confidence;
+    int no_archives;
+    int quiet;
+} scan_config;
+
+typedef struct work_item work_item;
+
+typedef struct findings_vec {
+    report_finding *items;
+    size_t count, cap;
+} findings_vec;
+
+typedef struct pipeline pipeline;
+
+/* Starts the workers.  NULL on failure (message printed). */
+pipeline *pipeline_start(const scan_config *cfg);
+
+/* Queues one item (copies what it needs); blocks while the queue is full.
+ * A source_emit_fn: pass the pipeline as ctx. */
+int pipeline_emit(const source_item *item, void *pipeline);
+
+/* A source_skip_fn: reports and counts a skipped input. */
+void pipeline_skip(const char *path, const char *reason, void *pipeline);
+
+/* Waits for the queue to drain and the workers to end; moves every finding
+ * into *out and adds the counters to *stats.  Frees the pipeline. */
+void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats);
+
+void findings_vec_free(findings_vec *v);
+
+#endif

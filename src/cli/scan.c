@@ -1,0 +1,430 @@
+/*
+ * scan.c - `keyhog scan`: options, sources into the pipeline, then the
+ * findings sorted (path, offset, detector), deduplicated by (detector,
+ * secret) with every location kept, and written in one thread, so two runs
+ * over the same input print the same bytes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/pipeline.h"
+
+static const char scan_usage[] =
+    "usage: keyhog scan [options] [PATH ...]\n"
+    "\n"
+    "Scans files and directories (default: the current directory) for\n"
+    "credentials.  PATH - reads standard input.\n"
+    "\n"
+    "output:\n"
+    "  -f, --format FMT        text (default), json, jsonl, sarif or html\n"
+    "  -o, --output FILE       write findings to FILE instead of stdout\n"
+    "      --show-secrets      print secrets in full (redacted by default)\n"
+    "      --color WHEN        auto (default), always or never\n"
+    "      --no-dedupe         list each location of a secret as its own finding\n"
+    "  -q, --quiet             no summary or skip messages on stderr\n"
+    "\n"
+    "filtering:\n"
+    "      --min-severity LVL  info (default), low, medium, high or critical\n"
+    "      --min-confidence X  drop findings below confidence X in [0,1] (default 0)\n"
+    "      --detectors DIR     add or override detectors from DIR/*.toml (repeatable)\n"
+    "\n"
+    "input:\n"
+    "      --no-ignore         do not honour .gitignore / .keyhogignore files\n"
+    "      --follow            follow symbolic links\n"
+    "      --max-file-size N   skip files larger than N bytes (K/M/G suffixes; default 32M)\n"
+    "      --stdin-name NAME   path reported for standard input (default <stdin>)\n"
+    "      --no-decode         do not decode base64/hex/url/escaped text\n"
+    "      --decode-depth N    nested decoding depth (default 3)\n"
+    "\n"
+    "performance:\n"
+    "  -j, --threads N         worker threads (default: all cores)\n"
+    "      --block-size N      engine block size (for testing; default 8M)\n"
+    "\n"
+    "exit status: 0 no findings, 1 findings, 2 usage, configuration or fatal error\n";
+
+enum {
+    OPT_SHOW_SECRETS = 256,
+    OPT_MIN_SEVERITY,
+    OPT_MIN_CONFIDENCE,
+    OPT_DETECTORS,
+    OPT_NO_IGNORE,
+    OPT_FOLLOW,
+    OPT_MAX_FILE_SIZE,
+    OPT_STDIN_NAME,
+    OPT_NO_DECODE,
+    OPT_DECODE_DEPTH,
+    OPT_BLOCK_SIZE,
+    OPT_COLOR,
+    OPT_NO_DEDUPE,
+};
+
+static const struct option scan_options[] = {
+    {"format", required_argument, 0, 'f'},
+    {"output", required_argument, 0, 'o'},
+    {"threads", required_argument, 0, 'j'},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
+    {"show-secrets", no_argument, 0, OPT_SHOW_SECRETS},
+    {"min-severity", required_argument, 0, OPT_MIN_SEVERITY},
+    {"min-confidence", required_argument, 0, OPT_MIN_CONFIDENCE},
+    {"detectors", required_argument, 0, OPT_DETECTORS},
+    {"no-ignore", no_argument, 0, OPT_NO_IGNORE},
+    {"follow", no_argument, 0, OPT_FOLLOW},
+    {"max-file-size", required_argument, 0, OPT_MAX_FILE_SIZE},
+    {"stdin-name", required_argument, 0, OPT_STDIN_NAME},
+    {"no-decode", no_argument, 0, OPT_NO_DECODE},
+    {"decode-depth", required_argument, 0, OPT_DECODE_DEPTH},
+    {"block-size", required_argument, 0, OPT_BLOCK_SIZE},
+    {"color", required_argument, 0, OPT_COLOR},
+    {"no-dedupe", no_argument, 0, OPT_NO_DEDUPE},
+    {0, 0, 0, 0},
+};
+
+typedef struct scan_args {
+    int format;
+    const char *output;
+    int show_secrets;
+    int color; /* -1 auto */
+    int dedupe;
+    int quiet;
+    int threads;
+    int min_severity;
+    double min_confidence;
+    char *detector_dirs[32];
+    int ndetector_dirs;
+    walk_opts walk;
+    const char *stdin_name;
+    int decode_depth;
+    long long block_size;
+} scan_args;
+
+static int parse_args(int argc, char **argv, scan_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->format = REPORT_TEXT;
+    a->color = -1;
+    a->dedupe = 1;
+    a->walk.max_file_size = 32u << 20;
+    a->stdin_name = "<stdin>";
+    a->decode_depth = -1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    a->threads = n > 0 ? (int)n : 1;
+    optind = 1;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "f:o:j:qh", scan_options, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if ((a->format = report_format_parse(optarg)) < 0) {
+                cli_error("--format: unknown format '%s' (text, json, jsonl, sarif, html)",
+                          optarg);
+                return -1;
+            }
+            break;
+        case 'o': a->output = optarg; break;
+        case 'q': a->quiet = 1; break;
+        case 'h': fputs(scan_usage, stdout); return 1;
+        case 'j':
+            a->threads = (int)strtol(optarg, &end, 10);
+            if (*end || a->threads < 1 || a->threads > 1024) {
+                cli_error("--threads: expected a number from 1 to 1024, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case OPT_SHOW_SECRETS: a->show_secrets = 1; break;
+        case OPT_MIN_SEVERITY:
+            if ((a->min_severity = kh_severity_parse(optarg)) < 0) {
+                cli_error("--min-severity: unknown level '%s'", optarg);
+                return -1;
+            }
+            break;
+        case OPT_MIN_CONFIDENCE:
+            a->min_confidence = strtod(optarg, &end);
+            if (*end || a->min_confidence < 0 || a->min_confidence > 1) {
+                cli_error("--min-confidence: expected a number in [0, 1], got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case OPT_DETECTORS:
+            if (a->ndetector_dirs == 32) {
+                cli_error("--detectors: at most 32 directories");
+                return -1;
+            }
+            a->detector_dirs[a->ndetector_dirs++] = optarg;
+            break;
+        case OPT_NO_IGNORE: a->walk.no_ignore = 1; break;
+        case OPT_FOLLOW: a->walk.follow_symlinks = 1; break;
+        case OPT_MAX_FILE_SIZE: {
+            long long v = cli_parse_size(optarg);
+            if (v < 0) {
+                cli_error("--max-file-size: bad size '%s'", optarg);
+                return -1;
+            }
+            a->walk.max_file_size = (uint64_t)v;
+            break;
+        }
+        case OPT_STDIN_NAME: a->stdin_name = optarg; break;
+        case OPT_NO_DECODE: a->decode_depth = 0; break;
+        case OPT_DECODE_DEPTH:
+            a->decode_depth = (int)strtol(optarg, &end, 10);
+            if (*end || a->decode_depth < 0 || a->decode_depth > 6) {
+                cli_error("--decode-depth: expected 0 to 6, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case OPT_BLOCK_SIZE:
+            a->block_size = cli_parse_size(optarg);
+            if (a->block_size < 1 || a->block_size > (1LL << 30)) {
+                cli_error("--block-size: expected 1 byte to 1G, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case OPT_COLOR:
+            if (!strcmp(optarg, "auto"))
+                a->color = -1;
+            else if (!strcmp(optarg, "always"))
+                a->color = 1;
+            else if (!strcmp(optarg, "never"))
+                a->color = 0;
+            else {
+                cli_error("--color: expected auto, always or never, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case OPT_NO_DEDUPE: a->dedupe = 0; break;
+        default:
+            fputs("try: keyhog scan --help\n", stderr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmp_finding(const void *a, const void *b)
+{
+    const report_finding *x = a, *y = b;
+    int c = strcmp(x->locations[0].path, y->locations[0].path);
+    if (c)
+        return c;
+    if (x->locations[0].offset != y->locations[0].offset)
+        return x->locations[0].offset < y->locations[0].offset ? -1 : 1;
+    c = strcmp(x->detector->id, y->detector->id);
+    if (c)
+        return c;
+    return strcmp(x->fingerprint, y->fingerprint);
+}
+
+typedef struct fp_index {
+    const char *fingerprint;
+    size_t index;
+} fp_index;
+
+static int cmp_fp_index(const void *a, const void *b)
+{
+    const fp_index *x = a, *y = b;
+    int c = strcmp(x->fingerprint, y->fingerprint);
+    if (c)
+        return c;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Merges findings with the same (detector, secret) - the same fingerprint -
+ * into the first in (path, offset) order, which keeps every location. */
+static void dedupe(findings_vec *v)
+{
+    size_t n = v->count;
+    if (n < 2)
+        return;
+    report_finding *items = v->items;
+    fp_index *idx = malloc(n * sizeof *idx);
+    char *dead = calloc(n, 1);
+    if (!idx || !dead) {
+        free(idx);
+        free(dead);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (fp_index){items[i].fingerprint, i};
+    qsort(idx, n, sizeof *idx, cmp_fp_index);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && !strcmp(idx[i].fingerprint, idx[j].fingerprint))
+            j++;
+        report_finding *keep = &items[idx[i].index];
+        size_t extra = j - i - 1;
+        report_location *locs =
+            extra ? realloc(keep->locations, (keep->location_count + extra) * sizeof *locs)
+                  : NULL;
+        if (locs) {
+            keep->locations = locs;
+            for (size_t k = i + 1; k < j; k++) {
+                report_finding *dup = &items[idx[k].index];
+                if (dup->confidence > keep->confidence)
+                    keep->confidence = dup->confidence;
+                keep->locations[keep->location_count++] = dup->locations[0];
+                dup->location_count = 0; /* its location moved */
+                report_finding_clear(dup);
+                dead[idx[k].index] = 1;
+            }
+        }
+        i = j;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!dead[i])
+            items[w++] = items[i];
+    v->count = w;
+    free(dead);
+    free(idx);
+}
+
+static int scan_stdin(pipeline *p, const char *name, uint64_t max)
+{
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return -1;
+    for (;;) {
+        if (len == cap) {
+            if (max && cap >= max) {
+                pipeline_skip(name, "larger than --max-file-size", p);
+                free(buf);
+                return 0;
+            }
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return -1;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(0, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            pipeline_skip(name, strerror(errno), p);
+            free(buf);
+            return 0;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    source_item it = {.path = name, .data = buf, .len = len};
+    pipeline_emit(&it, p);
+    free(buf);
+    return 0;
+}
+
+/* Writes to a temporary file beside the target and renames it, so an
+ * interrupted run never leaves a half-written report. */
+static int write_report(const scan_args *a, const report_opts *ro, findings_vec *v,
+                        const report_stats *st)
+{
+    if (!a->output)
+        return report_write(stdout, ro, v->items, v->count, st) == 0 && fflush(stdout) == 0
+                   ? 0
+                   : -1;
+    size_t n = strlen(a->output) + 32;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, n, "%s.tmp.%ld", a->output, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        cli_error("%s: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    int ok = report_write(f, ro, v->items, v->count, st) == 0;
+    ok &= fclose(f) == 0;
+    if (ok && rename(tmp, a->output) != 0)
+        ok = 0;
+    if (!ok) {
+        cli_error("%s: %s", a->output, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+int cli_scan(int argc, char **argv)
+{
+    scan_args a;
+    int pr = parse_args(argc, argv, &a);
+    if (pr != 0)
+        return pr > 0 ? EXIT_CLEAN : EXIT_ERROR;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    kh_detectors *set = cli_load_detectors(a.detector_dirs, a.ndetector_dirs, a.quiet);
+    if (!set)
+        return EXIT_ERROR;
+    kh_engine_opts eo = {.block_size = (size_t)a.block_size, .decode_depth = a.decode_depth};
+    kh_engine *engine = NULL;
+    kh_error err = {0};
+    if (kh_engine_compile(set, &eo, &engine, &err) != KH_OK) {
+        cli_error("%s", err.message);
+        kh_detectors_free(set);
+        return EXIT_ERROR;
+    }
+    scan_config cfg = {
+        .engine = engine,
+        .threads = a.threads,
+        .max_file_size = a.walk.max_file_size,
+        .min_severity = a.min_severity,
+        .min_confidence = a.min_confidence,
+        .quiet = a.quiet,
+    };
+    pipeline *p = pipeline_start(&cfg);
+    if (!p) {
+        kh_engine_free(engine);
+        kh_detectors_free(set);
+        return EXIT_ERROR;
+    }
+    char *default_paths[] = {".", NULL};
+    char **paths = optind < argc ? argv + optind : default_paths;
+    int npaths = optind < argc ? argc - optind : 1;
+    int fatal = 0;
+    for (int i = 0; i < npaths; i++) {
+        if (!strcmp(paths[i], "-")) {
+            if (scan_stdin(p, a.stdin_name, a.walk.max_file_size) != 0)
+                fatal = 1;
+            continue;
+        }
+        sources_walk(paths[i], &a.walk, pipeline_emit, pipeline_skip, p);
+    }
+    findings_vec found = {0};
+    report_stats stats = {0};
+    pipeline_finish(p, &found, &stats);
+    qsort(found.items, found.count, sizeof *found.items, cmp_finding);
+    if (a.dedupe)
+        dedupe(&found);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    stats.elapsed_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    stats.findings = found.count;
+    stats.detectors = (unsigned)kh_detectors_count(set);
+
+    int color = a.color;
+    if (color < 0)
+        color = !a.output && isatty(1) && !getenv("NO_COLOR");
+    report_opts ro = {.format = a.format, .show_secrets = a.show_secrets, .color = color,
+                      .tool_version = KH_VERSION};
+    if (write_report(&a, &ro, &found, &stats) != 0)
+        fatal = 1;
+    if (!a.quiet)
+        report_summary(stderr, &stats, found.items, found.count,
+                       a.color > 0 || (a.color < 0 && isatty(2) && !getenv("NO_COLOR")));
+    int status = fatal ? EXIT_ERROR : found.count ? EXIT_FINDINGS : EXIT_CLEAN;
+    findings_vec_free(&found);
+    kh_engine_free(engine);
+    kh_detectors_free(set);
+    return status;
+}

@@ -1,0 +1,47 @@
+/*
+ * decode.h - decode-through: find spans of a buffer that look encoded
+ * (base64, base64url, hex, percent-encoding, \uXXXX and \xXX escapes, JSON
+ * and shell string escapes, quoted-printable, HTML entities), decode them,
+ * and say where each decoded piece came from, so a finding inside decoded
+ * bytes maps back to the encoded span of the original.  It knows nothing of
+ * detectors; the engine scans what it returns as child chunks.
+ */
+#ifndef KH_DECODE_H
+#define KH_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct decode_span {
+    size_t offset, length;    /* encoded span within the input */
+    const char *kind;         /* "base64", "base64url", "hex", "url",
+                                 "unicode-escape", "escape", "quoted-printable",
+                                 "html" (static strings) */
+    size_t out_offset, out_len; /* decoded bytes within result->buf */
+} decode_span;
+
+typedef struct decode_result {
+    uint8_t *buf;
+    size_t len, cap;
+    decode_span *spans;
+    size_t count, span_cap;
+    int truncated; /* max_out was reached; some spans were not decoded */
+} decode_result;
+
+/* Finds and decodes every encoded span of data[0..len), appending to res,
+ * decoding at most max_out bytes in all.  Spans whose decoding is not
+ * mostly printable text are dropped (they cannot hold a text secret).
+ * Returns 0, or -1 on out of memory. */
+int decode_find(const uint8_t *data, size_t len, size_t max_out, decode_result *res);
+
+void decode_result_reset(decode_result *res); /* keeps the memory */
+void decode_result_free(decode_result *res);
+
+/* Single decoders, exposed for tests and fuzzing.  Each writes at most
+ * out_cap bytes and returns the decoded length, or -1 if the input is not
+ * valid in that encoding. */
+long decode_base64(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);
+long decode_hex(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);
+long decode_percent(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);
+
+#endif

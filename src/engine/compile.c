@@ -1,0 +1,320 @@
+/*
+ * compile.c - detectors -> engine.
+ *
+ * Every pattern goes into one Vectorscan block-mode database with
+ * HS_FLAG_SOM_LEFTMOST, so a report gives the leftmost start of a match and
+ * PCRE2 (JIT) can then re-run the pattern anchored at that start to get the
+ * capture group.  Vectorscan refuses some patterns (lookarounds,
+ * backreferences, SOM too costly): those go to a fallback list that PCRE2
+ * scans whole, but only in chunks where one of the detector's keywords
+ * occurs; the keywords themselves are literals in the same database.  No
+ * detector is ever silently dropped.
+ *
+ * Refusals are found without compiling patterns one by one: hs_expression_info
+ * catches unsupported syntax cheaply, and hs_compile_multi names the first
+ * failing expression, which is moved to the fallback before retrying.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "triage/triage.h"
+
+static const spec_detector *detector_at(const kh_detectors *set, uint32_t i)
+{
+    return set->items[i];
+}
+
+static pcre2_code *compile_pcre2(const char *regex, const char *id, const char *what,
+                                 kh_error *err)
+{
+    int code;
+    PCRE2_SIZE at;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, 0, &code, &at,
+                                   NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        kh_error_set(err, KH_EREGEX, "detector %s: %s: at offset %zu: %s", id, what,
+                     (size_t)at, (const char *)msg);
+        return NULL;
+    }
+    /* JIT is an optimisation; a build or machine without it still matches. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    return re;
+}
+
+static uint32_t capture_count(const pcre2_code *re)
+{
+    uint32_t n = 0;
+    pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &n);
+    return n;
+}
+
+/* Builds the Vectorscan database from patterns still marked on_vectorscan
+ * plus the keyword literals of fallback detectors.  On a refused pattern,
+ * sets *refused to its pattern index and returns KH_EREGEX. */
+static int build_database(kh_engine *e, uint32_t *refused, kh_error *err)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->pattern_count; i++)
+        n += e->patterns[i].on_vectorscan != 0;
+    uint32_t total = n + e->keyword_count;
+    *refused = UINT32_MAX;
+    if (total == 0)
+        return KH_OK;
+    const char **exprs = calloc(total, sizeof *exprs);
+    unsigned *flags = calloc(total, sizeof *flags);
+    unsigned *ids = calloc(total, sizeof *ids);
+    char **owned = calloc(e->keyword_count + 1, sizeof *owned);
+    int rc = KH_OK;
+    if (!exprs || !flags || !ids || !owned) {
+        rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
+        goto out;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < e->pattern_count; i++) {
+        if (!e->patterns[i].on_vectorscan)
+            continue;
+        const spec_detector *d = detector_at(e->set, e->patterns[i].detector);
+        exprs[k] = d->patterns[e->patterns[i].index].regex;
+        flags[k] = HS_FLAG_SOM_LEFTMOST;
+        ids[k] = i;
+        k++;
+    }
+    /* Keyword literals of fallback detectors, as escaped caseless regexes. */
+    for (uint32_t j = 0; j < e->keyword_count; j++) {
+        const spec_detector *d = detector_at(e->set, e->keyword_detector[j]);
+        const char *kw = d->keywords[e->keyword_index[j]];
+        size_t len = strlen(kw);
+        char *q = malloc(len * 4 + 1);
+        if (!q) {
+            rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
+            goto out;
+        }
+        char *o = q;
+        for (size_t c = 0; c < len; c++)
+            o += sprintf(o, "\\x%02x", (unsigned char)kw[c]);
+        *o = 0;
+        owned[j] = q;
+        exprs[k] = q;
+        flags[k] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+        ids[k] = e->pattern_count + j;
+        k++;
+    }
+    total = k;
+    hs_compile_error_t *ce = NULL;
+    if (hs_compile_multi(exprs, flags, ids, total, HS_MODE_BLOCK, NULL, &e->db, &ce) !=
+        HS_SUCCESS) {
+        if (ce && ce->expression >= 0 && (uint32_t)ce->expression < total &&
+            ids[ce->expression] < e->pattern_count) {
+            *refused = ids[ce->expression];
+            rc = KH_EREGEX;
+        } else {
+            rc = kh_error_set(err, KH_EINTERNAL, "vectorscan: %s",
+                              ce ? ce->message : "compile failed");
+        }
+        hs_free_compile_error(ce);
+        e->db = NULL;
+    }
+out:
+    if (owned)
+        for (uint32_t i = 0; i < e->keyword_count; i++)
+            free(owned[i]);
+    free(owned);
+    free(exprs);
+    free(flags);
+    free(ids);
+    return rc;
+}
+
+/* Recomputes which detectors need keyword literals (those with a pattern on
+ * the fallback). */
+static int plan_keywords(kh_engine *e, kh_error *err)
+{
+    free(e->keyword_detector);
+    free(e->keyword_index);
+    e->keyword_detector = NULL;
+    e->keyword_index = NULL;
+    e->keyword_count = 0;
+    free(e->fallback);
+    e->fallback = NULL;
+    e->fallback_count = 0;
+    uint32_t nk = 0, nf = 0;
+    for (uint32_t p = 0; p < e->pattern_count; p++)
+        nf += !e->patterns[p].on_vectorscan;
+    for (uint32_t di = 0; di < e->set->count; di++) {
+        int needs = 0;
+        for (uint32_t p = 0; p < e->pattern_count; p++)
+            needs |= e->patterns[p].detector == di && !e->patterns[p].on_vectorscan;
+        if (needs)
+            nk += (uint32_t)detector_at(e->set, di)->keyword_count;
+    }
+    e->keyword_detector = calloc(nk + 1, sizeof *e->keyword_detector);
+    e->keyword_index = calloc(nk + 1, sizeof *e->keyword_index);
+    e->fallback = calloc(nf + 1, sizeof *e->fallback);
+    if (!e->keyword_detector || !e->keyword_index || !e->fallback)
+        return kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
+    for (uint32_t di = 0; di < e->set->count; di++) {
+        int needs = 0;
+        for (uint32_t p = 0; p < e->pattern_count; p++)
+            needs |= e->patterns[p].detector == di && !e->patterns[p].on_vectorscan;
+        if (!needs)
+            continue;
+        for (size_t w = 0; w < detector_at(e->set, di)->keyword_count; w++) {
+            e->keyword_detector[e->keyword_count] = di;
+            e->keyword_index[e->keyword_count++] = (uint32_t)w;
+        }
+    }
+    for (uint32_t p = 0; p < e->pattern_count; p++)
+        if (!e->patterns[p].on_vectorscan)
+            e->fallback[e->fallback_count++] = p;
+    return KH_OK;
+}
+
+int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_engine **out,
+                      kh_error *err)
+{
+    if (!set || !out)
+        return kh_error_set(err, KH_EINVAL, "kh_engine_compile: NULL argument");
+    *out = NULL;
+    kh_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return kh_error_set(err, KH_ENOMEM, "out of memory");
+    e->set = set;
+    e->block_size = opts && opts->block_size ? opts->block_size : ENGINE_DEFAULT_BLOCK;
+    e->decode_depth = opts && opts->decode_depth >= 0 ? opts->decode_depth
+                                                      : ENGINE_DEFAULT_DECODE_DEPTH;
+    if (!opts)
+        e->decode_depth = ENGINE_DEFAULT_DECODE_DEPTH;
+    e->decode_max_bytes = opts && opts->decode_max_bytes ? opts->decode_max_bytes
+                                                         : ENGINE_DEFAULT_DECODE_BYTES;
+    int rc = KH_OK;
+    size_t np = 0;
+    for (size_t i = 0; i < set->count; i++)
+        np += set->items[i]->pattern_count;
+    e->patterns = calloc(np + 1, sizeof *e->patterns);
+    e->companions = calloc(set->count + 1, sizeof *e->companions);
+    e->match_context = pcre2_match_context_create(NULL);
+    if (!e->patterns || !e->companions || !e->match_context) {
+        rc = kh_error_set(err, KH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    pcre2_set_match_limit(e->match_context, ENGINE_PCRE2_MATCH_LIMIT);
+    pcre2_set_depth_limit(e->match_context, 10000);
+
+    unsigned overlap = 0;
+    for (uint32_t di = 0; di < set->count; di++) {
+        const spec_detector *d = set->items[di];
+        if (d->validate.checksum && !triage_checksum_known(d->validate.checksum)) {
+            rc = kh_error_set(err, KH_EPARSE, "%s: detector %s: unknown checksum \"%s\"",
+                              d->origin, d->id, d->validate.checksum);
+            goto fail;
+        }
+        for (size_t pi = 0; pi < d->pattern_count; pi++) {
+            engine_pattern *p = &e->patterns[e->pattern_count++];
+            char what[32];
+            snprintf(what, sizeof what, "pattern %zu", pi + 1);
+            p->detector = di;
+            p->index = (uint32_t)pi;
+            p->group = d->patterns[pi].group;
+            p->re = compile_pcre2(d->patterns[pi].regex, d->id, what, err);
+            if (!p->re) {
+                rc = KH_EREGEX;
+                goto fail;
+            }
+            uint32_t caps = capture_count(p->re);
+            if (caps > e->max_capture)
+                e->max_capture = caps;
+            hs_expr_info_t *info = NULL;
+            hs_compile_error_t *ce = NULL;
+            if (hs_expression_info(d->patterns[pi].regex, HS_FLAG_SOM_LEFTMOST, &info, &ce) ==
+                HS_SUCCESS) {
+                p->on_vectorscan = 1;
+                p->max_width = info->max_width;
+                free(info);
+                unsigned w = p->max_width > ENGINE_MAX_OVERLAP ? ENGINE_MAX_OVERLAP
+                                                               : p->max_width;
+                if (w > overlap)
+                    overlap = w;
+            } else {
+                hs_free_compile_error(ce);
+            }
+        }
+        if (d->companion_count) {
+            e->companions[di] = calloc(d->companion_count, sizeof **e->companions);
+            if (!e->companions[di]) {
+                rc = kh_error_set(err, KH_ENOMEM, "out of memory");
+                goto fail;
+            }
+            for (size_t ci = 0; ci < d->companion_count; ci++) {
+                char what[64];
+                snprintf(what, sizeof what, "companion %s", d->companions[ci].name);
+                e->companions[di][ci].re =
+                    compile_pcre2(d->companions[ci].regex, d->id, what, err);
+                if (!e->companions[di][ci].re) {
+                    rc = KH_EREGEX;
+                    goto fail;
+                }
+                e->companions[di][ci].group = d->companions[ci].group;
+                uint32_t caps = capture_count(e->companions[di][ci].re);
+                if (caps > e->max_capture)
+                    e->max_capture = caps;
+            }
+        }
+    }
+    e->overlap = overlap + 64;
+
+    for (;;) {
+        if ((rc = plan_keywords(e, err)) != KH_OK)
+            goto fail;
+        uint32_t refused;
+        rc = build_database(e, &refused, err);
+        if (rc == KH_OK)
+            break;
+        if (refused == UINT32_MAX)
+            goto fail;
+        e->patterns[refused].on_vectorscan = 0; /* to the PCRE2 fallback */
+    }
+    *out = e;
+    return KH_OK;
+fail:
+    kh_engine_free(e);
+    return rc;
+}
+
+void kh_engine_free(kh_engine *e)
+{
+    if (!e)
+        return;
+    for (uint32_t i = 0; i < e->pattern_count; i++)
+        pcre2_code_free(e->patterns[i].re);
+    if (e->companions) {
+        for (size_t di = 0; di < e->set->count; di++) {
+            if (!e->companions[di])
+                continue;
+            for (size_t ci = 0; ci < e->set->items[di]->companion_count; ci++)
+                pcre2_code_free(e->companions[di][ci].re);
+            free(e->companions[di]);
+        }
+    }
+    free(e->companions);
+    free(e->patterns);
+    free(e->keyword_detector);
+    free(e->keyword_index);
+    free(e->fallback);
+    if (e->db)
+        hs_free_database(e->db);
+    pcre2_match_context_free(e->match_context);
+    free(e);
+}
+
+void kh_engine_stats_get(const kh_engine *e, kh_engine_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->patterns = e->pattern_count;
+    out->fallback_patterns = e->fallback_count;
+    out->vectorscan_patterns = e->pattern_count - e->fallback_count;
+}

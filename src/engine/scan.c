@@ -1,0 +1,530 @@
+/*
+ * scan.c - one chunk -> findings.
+ *
+ * A chunk is scanned in blocks: block k "owns" the starts in
+ * [k*B, (k+1)*B) and Vectorscan sees a window reaching `overlap` bytes
+ * further on each side, so every match up to the overlap in length is seen
+ * whole by exactly the block that owns its start.  Reports are only
+ * candidates (pattern, leftmost start): after each block they are sorted and
+ * each is confirmed by the pattern's PCRE2 program anchored at that start on
+ * the whole chunk, which also yields the capture group.  A per-pattern
+ * "confirmed up to" offset carried across blocks skips starts inside an
+ * earlier match, which makes the result the same for any block size.
+ *
+ * Confirmed matches pass the detector's gates (shape, checksum, entropy,
+ * placeholder), get companions and a confidence, and are kept in the
+ * scratch until the whole chunk (and its decoded children) is done; then
+ * they are sorted by offset, given line and column, and handed to the
+ * callback.  Secret bytes are copied into a scratch arena because decoded
+ * buffers are reused while the chunk is still being scanned.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode/decode.h"
+#include "engine/engine.h"
+#include "triage/triage.h"
+
+#define MAX_DECODE_LEVELS 8
+
+typedef struct candidate {
+    uint32_t pattern;
+    uint32_t start;
+} candidate;
+
+typedef struct hit_companion {
+    uint32_t name_index; /* companion index in the detector */
+    size_t value_at, value_len; /* arena */
+    uint64_t offset;
+    long line_delta; /* lines from the secret's line */
+} hit_companion;
+
+typedef struct hit {
+    uint32_t detector;
+    uint64_t offset, length; /* in the root chunk: secret, or encoded span */
+    size_t secret_at, secret_len; /* arena */
+    size_t companion_at, companion_count;
+    double confidence;
+    int checksum;
+    uint8_t depth;
+    const char *chain[MAX_DECODE_LEVELS];
+} hit;
+
+struct kh_scratch {
+    const kh_engine *engine;
+    hs_scratch_t *hs;
+    pcre2_match_data *md;
+    candidate *cands;
+    size_t ncands, cands_cap;
+    int cands_overflow;
+    size_t *last_end; /* per pattern, within the current buffer */
+    uint8_t *triggered; /* per detector: a fallback keyword was seen */
+    hit *hits;
+    size_t nhits, hits_cap;
+    hit_companion *comps;
+    size_t ncomps, comps_cap;
+    uint8_t *arena;
+    size_t arena_len, arena_cap;
+    decode_result decoded[MAX_DECODE_LEVELS];
+    size_t decode_budget;
+    /* state of the buffer being scanned */
+    const uint8_t *data;
+    size_t len;
+    size_t window_start, own_start, own_end;
+};
+
+/* Where a buffer's findings go in the root chunk. */
+typedef struct scan_frame {
+    const kh_chunk *root;
+    int depth;
+    uint64_t span_offset, span_length; /* root span when depth > 0 */
+    const char *chain[MAX_DECODE_LEVELS];
+} scan_frame;
+
+int kh_scratch_alloc(const kh_engine *e, kh_scratch **out)
+{
+    if (!e || !out)
+        return KH_EINVAL;
+    kh_scratch *s = calloc(1, sizeof *s);
+    if (!s)
+        return KH_ENOMEM;
+    s->engine = e;
+    if (e->db && hs_alloc_scratch(e->db, &s->hs) != HS_SUCCESS)
+        goto fail;
+    s->md = pcre2_match_data_create(e->max_capture + 1, NULL);
+    s->last_end = calloc(e->pattern_count + 1, sizeof *s->last_end);
+    s->triggered = calloc(e->set->count + 1, 1);
+    if (!s->md || !s->last_end || !s->triggered)
+        goto fail;
+    *out = s;
+    return KH_OK;
+fail:
+    kh_scratch_free(s);
+    return KH_ENOMEM;
+}
+
+void kh_scratch_free(kh_scratch *s)
+{
+    if (!s)
+        return;
+    if (s->hs)
+        hs_free_scratch(s->hs);
+    pcre2_match_data_free(s->md);
+    free(s->cands);
+    free(s->last_end);
+    free(s->triggered);
+    free(s->hits);
+    free(s->comps);
+    free(s->arena);
+    for (int i = 0; i < MAX_DECODE_LEVELS; i++)
+        decode_result_free(&s->decoded[i]);
+    free(s);
+}
+
+static int grow(void **ptr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*ptr, n * size);
+    if (!p)
+        return -1;
+    *ptr = p;
+    *cap = n;
+    return 0;
+}
+
+static int arena_put(kh_scratch *s, const uint8_t *bytes, size_t len, size_t *at)
+{
+    if (grow((void **)&s->arena, &s->arena_cap, s->arena_len + len + 1, 1))
+        return -1;
+    memcpy(s->arena + s->arena_len, bytes, len);
+    s->arena[s->arena_len + len] = 0;
+    *at = s->arena_len;
+    s->arena_len += len + 1;
+    return 0;
+}
+
+static int on_report(unsigned id, unsigned long long from, unsigned long long to,
+                     unsigned flags, void *ctx)
+{
+    (void)to;
+    (void)flags;
+    kh_scratch *s = ctx;
+    const kh_engine *e = s->engine;
+    if (id >= e->pattern_count) {
+        s->triggered[e->keyword_detector[id - e->pattern_count]] = 1;
+        return 0;
+    }
+    size_t start = s->window_start + (size_t)from;
+    if (start < s->own_start || start >= s->own_end)
+        return 0;
+    /* Vectorscan reports every end of a match; consecutive reports of one
+     * start are one candidate. */
+    if (s->ncands && s->cands[s->ncands - 1].pattern == id &&
+        s->cands[s->ncands - 1].start == start)
+        return 0;
+    if (s->ncands >= ENGINE_MAX_CANDIDATES) {
+        s->cands_overflow = 1;
+        return 1; /* stop this block; the rest is reported as truncated */
+    }
+    if (grow((void **)&s->cands, &s->cands_cap, s->ncands + 1, sizeof *s->cands))
+        return 1;
+    s->cands[s->ncands].pattern = id;
+    s->cands[s->ncands].start = (uint32_t)(start - s->own_start);
+    s->ncands++;
+    return 0;
+}
+
+static int cmp_candidate(const void *a, const void *b)
+{
+    const candidate *x = a, *y = b;
+    if (x->pattern != y->pattern)
+        return x->pattern < y->pattern ? -1 : 1;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+/* Lines between two offsets of a buffer, signed. */
+static long lines_between(const uint8_t *d, size_t from, size_t to)
+{
+    long n = 0;
+    size_t lo = from < to ? from : to, hi = from < to ? to : from;
+    for (const uint8_t *p = d + lo; (p = memchr(p, '\n', (size_t)(d + hi - p))) != NULL; p++)
+        n++;
+    return from <= to ? n : -n;
+}
+
+/* Finds each companion of detector `di` within its line window around the
+ * secret [so, so+sl).  Returns 0 if every required companion was found. */
+static int find_companions(kh_scratch *s, uint32_t di, size_t so, size_t sl, hit *h)
+{
+    const kh_engine *e = s->engine;
+    const spec_detector *d = e->set->items[di];
+    h->companion_at = s->ncomps;
+    h->companion_count = 0;
+    for (size_t ci = 0; ci < d->companion_count; ci++) {
+        const spec_companion *c = &d->companions[ci];
+        size_t lo = so, hi = so + sl;
+        for (int n = 0; lo > 0 && n <= c->within_lines; lo--)
+            if (s->data[lo - 1] == '\n' && ++n > c->within_lines)
+                break;
+        for (int n = 0; hi < s->len; hi++)
+            if (s->data[hi] == '\n' && ++n > c->within_lines)
+                break;
+        const engine_companion *ec = &e->companions[di][ci];
+        size_t best_off = 0, best_len = 0, best_dist = SIZE_MAX;
+        PCRE2_SIZE at = lo;
+        while (at < hi) {
+            int rc = pcre2_match(ec->re, s->data, hi, at, 0, s->md, e->match_context);
+            if (rc < 0)
+                break;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+            int g = ec->group < rc ? ec->group : -1;
+            if (g >= 0 && ov[2 * g] != PCRE2_UNSET && ov[2 * g + 1] > ov[2 * g]) {
+                size_t vo = ov[2 * g], vl = ov[2 * g + 1] - ov[2 * g];
+                int same = vl == sl && memcmp(s->data + vo, s->data + so, sl) == 0;
+                size_t dist = vo > so ? vo - so : so - vo;
+                if (!same && dist < best_dist) {
+                    best_dist = dist;
+                    best_off = vo;
+                    best_len = vl;
+                }
+            }
+            at = ov[1] > at ? ov[1] : at + 1;
+        }
+        if (best_dist == SIZE_MAX) {
+            if (c->required)
+                return -1;
+            continue;
+        }
+        if (grow((void **)&s->comps, &s->comps_cap, s->ncomps + 1, sizeof *s->comps))
+            return -1;
+        hit_companion *hc = &s->comps[s->ncomps];
+        hc->name_index = (uint32_t)ci;
+        if (arena_put(s, s->data + best_off, best_len, &hc->value_at))
+            return -1;
+        hc->value_len = best_len;
+        hc->offset = best_off;
+        hc->line_delta = lines_between(s->data, so, best_off);
+        s->ncomps++;
+        h->companion_count++;
+    }
+    return 0;
+}
+
+/* Gates and records one confirmed match of pattern p at [ms, me) whose
+ * secret is [so, so+sl) of the current buffer. */
+static void record(kh_scratch *s, const scan_frame *f, uint32_t p, size_t ms, size_t me,
+                   size_t so, size_t sl)
+{
+    const kh_engine *e = s->engine;
+    uint32_t di = e->patterns[p].detector;
+    const spec_detector *d = e->set->items[di];
+    const uint8_t *secret = s->data + so;
+    if (s->nhits >= ENGINE_MAX_FINDINGS || sl == 0)
+        return;
+    if (!triage_shape_ok(&d->shape, secret, sl))
+        return;
+    int checksum = 0;
+    if (d->validate.checksum) {
+        if (triage_checksum(d->validate.checksum, secret, sl) != 1)
+            return;
+        checksum = 1;
+    }
+    if (d->validate.min_entropy > 0 && triage_entropy(secret, sl) < d->validate.min_entropy)
+        return;
+    if (d->validate.reject_placeholders && triage_is_placeholder(secret, sl))
+        return;
+    /* One detector, one span: a second pattern of the same detector adds
+     * nothing. */
+    uint64_t off = f->depth ? f->span_offset : f->root->base_offset + so;
+    uint64_t len = f->depth ? f->span_length : sl;
+    for (size_t i = s->nhits; i-- > 0 && s->hits[i].offset == off;)
+        if (s->hits[i].detector == di && s->hits[i].length == len &&
+            s->hits[i].secret_len == sl && !memcmp(s->arena + s->hits[i].secret_at, secret, sl))
+            return;
+    if (grow((void **)&s->hits, &s->hits_cap, s->nhits + 1, sizeof *s->hits))
+        return;
+    hit *h = &s->hits[s->nhits];
+    memset(h, 0, sizeof *h);
+    size_t comps_mark = s->ncomps, arena_mark = s->arena_len;
+    if (find_companions(s, di, so, sl, h) != 0 || arena_put(s, secret, sl, &h->secret_at)) {
+        s->ncomps = comps_mark;
+        s->arena_len = arena_mark;
+        return;
+    }
+    h->detector = di;
+    h->offset = off;
+    h->length = len;
+    h->secret_len = sl;
+    h->checksum = checksum;
+    h->depth = (uint8_t)f->depth;
+    memcpy(h->chain, f->chain, sizeof h->chain);
+    triage_input in = {
+        .detector = d,
+        .data = s->data,
+        .data_len = s->len,
+        .secret_offset = so,
+        .secret_len = sl,
+        .match_offset = ms,
+        .match_len = me - ms,
+        .path = f->root->path,
+        .checksum = checksum,
+        .decoded = f->depth > 0,
+    };
+    h->confidence = triage_confidence(&in);
+    s->nhits++;
+}
+
+/* Runs pattern p's PCRE2 program at `start` (anchored or not) and records a
+ * match.  Returns the match end, or 0 if none. */
+static size_t confirm(kh_scratch *s, const scan_frame *f, uint32_t p, size_t start,
+                      uint32_t options)
+{
+    const kh_engine *e = s->engine;
+    const engine_pattern *ep = &e->patterns[p];
+    int rc = pcre2_match(ep->re, s->data, s->len, start, options, s->md, e->match_context);
+    if (rc <= 0)
+        return 0;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+    size_t ms = ov[0], me = ov[1];
+    if (me <= ms)
+        return 0;
+    if (ep->group < rc && ov[2 * ep->group] != PCRE2_UNSET)
+        record(s, f, p, ms, me, ov[2 * ep->group], ov[2 * ep->group + 1] - ov[2 * ep->group]);
+    return me;
+}
+
+static void confirm_candidates(kh_scratch *s, const scan_frame *f)
+{
+    qsort(s->cands, s->ncands, sizeof *s->cands, cmp_candidate);
+    for (size_t i = 0; i < s->ncands; i++) {
+        uint32_t p = s->cands[i].pattern;
+        size_t start = s->own_start + s->cands[i].start;
+        if (start < s->last_end[p])
+            continue;
+        size_t end = confirm(s, f, p, start, PCRE2_ANCHORED);
+        if (end)
+            s->last_end[p] = end;
+    }
+    s->ncands = 0;
+}
+
+/* Fallback patterns: PCRE2 over the whole buffer, for detectors whose
+ * keyword occurred (or that have none). */
+static void scan_fallback(kh_scratch *s, const scan_frame *f)
+{
+    const kh_engine *e = s->engine;
+    for (uint32_t i = 0; i < e->fallback_count; i++) {
+        uint32_t p = e->fallback[i];
+        const spec_detector *d = e->set->items[e->patterns[p].detector];
+        if (d->keyword_count && !s->triggered[e->patterns[p].detector])
+            continue;
+        size_t at = 0;
+        while (at < s->len) {
+            size_t end = confirm(s, f, p, at, 0);
+            if (!end)
+                break;
+            at = end;
+        }
+    }
+}
+
+static int scan_buffer(kh_scratch *s, const scan_frame *f, const uint8_t *data, size_t len);
+
+/* Decode-through: scan what decodes from encoded spans of the buffer. */
+static int scan_decoded(kh_scratch *s, const scan_frame *f, const uint8_t *data, size_t len)
+{
+    const kh_engine *e = s->engine;
+    if (f->depth >= e->decode_depth || f->depth >= MAX_DECODE_LEVELS - 1 ||
+        s->decode_budget == 0)
+        return KH_OK;
+    decode_result *res = &s->decoded[f->depth];
+    decode_result_reset(res);
+    if (decode_find(data, len, s->decode_budget, res) != 0)
+        return KH_ENOMEM;
+    s->decode_budget = res->len >= s->decode_budget ? 0 : s->decode_budget - res->len;
+    for (size_t i = 0; i < res->count; i++) {
+        const decode_span *sp = &res->spans[i];
+        scan_frame child = *f;
+        child.depth = f->depth + 1;
+        if (f->depth == 0) {
+            child.span_offset = f->root->base_offset + sp->offset;
+            child.span_length = sp->length;
+        }
+        child.chain[f->depth] = sp->kind;
+        int rc = scan_buffer(s, &child, res->buf + sp->out_offset, sp->out_len);
+        if (rc != KH_OK)
+            return rc;
+    }
+    return KH_OK;
+}
+
+static int scan_buffer(kh_scratch *s, const scan_frame *f, const uint8_t *data, size_t len)
+{
+    const kh_engine *e = s->engine;
+    /* Save the caller's buffer state: decoded children reuse the fields. */
+    const uint8_t *saved_data = s->data;
+    size_t saved_len = s->len;
+    s->data = data;
+    s->len = len;
+    memset(s->last_end, 0, e->pattern_count * sizeof *s->last_end);
+    memset(s->triggered, 0, e->set->count);
+    size_t block = e->block_size;
+    for (size_t own = 0; own < len || (own == 0 && len == 0); own += block) {
+        if (len == 0)
+            break;
+        s->own_start = own;
+        s->own_end = own + block < len ? own + block : len;
+        s->window_start = own > e->overlap ? own - e->overlap : 0;
+        size_t wend = s->own_end + e->overlap < len ? s->own_end + e->overlap : len;
+        s->ncands = 0;
+        if (e->db) {
+            hs_error_t rc = hs_scan(e->db, (const char *)data + s->window_start,
+                                    (unsigned)(wend - s->window_start), 0, s->hs, on_report, s);
+            if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
+                s->data = saved_data;
+                s->len = saved_len;
+                return KH_EINTERNAL;
+            }
+        }
+        confirm_candidates(s, f);
+    }
+    scan_fallback(s, f);
+    int rc = scan_decoded(s, f, data, len);
+    s->data = saved_data;
+    s->len = saved_len;
+    return rc;
+}
+
+static int cmp_hit(const void *a, const void *b)
+{
+    const hit *x = a, *y = b;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    if (x->detector != y->detector)
+        return x->detector < y->detector ? -1 : 1;
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    return (x->secret_at > y->secret_at) - (x->secret_at < y->secret_at);
+}
+
+/* Line and column of a root offset, advancing a cursor (offsets ascend). */
+typedef struct line_cursor {
+    size_t pos;        /* bytes of the chunk counted so far */
+    uint32_t line;     /* line at pos */
+    size_t line_start; /* offset of that line's first byte */
+} line_cursor;
+
+static void cursor_advance(line_cursor *c, const uint8_t *d, size_t to)
+{
+    while (c->pos < to) {
+        const uint8_t *nl = memchr(d + c->pos, '\n', to - c->pos);
+        if (!nl) {
+            c->pos = to;
+            break;
+        }
+        c->line++;
+        c->pos = (size_t)(nl - d) + 1;
+        c->line_start = c->pos;
+    }
+}
+
+int kh_scan(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk, kh_on_finding cb,
+            void *ctx)
+{
+    if (!e || !s || !chunk || (!chunk->data && chunk->len) || s->engine != e)
+        return KH_EINVAL;
+    s->nhits = 0;
+    s->ncomps = 0;
+    s->arena_len = 0;
+    s->cands_overflow = 0;
+    s->decode_budget = e->decode_max_bytes;
+    scan_frame root = {.root = chunk};
+    int rc = scan_buffer(s, &root, chunk->data, chunk->len);
+    if (rc != KH_OK)
+        return rc;
+    qsort(s->hits, s->nhits, sizeof *s->hits, cmp_hit);
+    line_cursor lc = {0, chunk->base_line ? chunk->base_line : 1, 0};
+    kh_companion comps[16];
+    for (size_t i = 0; i < s->nhits; i++) {
+        const hit *h = &s->hits[i];
+        const spec_detector *d = e->set->items[h->detector];
+        size_t rel = (size_t)(h->offset - chunk->base_offset);
+        size_t rel_end = rel + (size_t)h->length - 1;
+        kh_finding out = {0};
+        cursor_advance(&lc, chunk->data, rel);
+        out.line = lc.line;
+        out.column = (uint32_t)(rel - lc.line_start + 1);
+        line_cursor end = lc;
+        cursor_advance(&end, chunk->data, rel_end);
+        out.end_line = end.line;
+        out.end_column = (uint32_t)(rel_end - end.line_start + 1);
+        out.detector = &d->info;
+        out.secret = s->arena + h->secret_at;
+        out.secret_len = h->secret_len;
+        out.offset = h->offset;
+        out.length = (size_t)h->length;
+        out.confidence = h->confidence;
+        out.checksum_valid = h->checksum;
+        size_t nc = h->companion_count < 16 ? h->companion_count : 16;
+        for (size_t c = 0; c < nc; c++) {
+            const hit_companion *hc = &s->comps[h->companion_at + c];
+            comps[c].name = d->companions[hc->name_index].name;
+            comps[c].value = s->arena + hc->value_at;
+            comps[c].value_len = hc->value_len;
+            comps[c].offset = h->depth ? h->offset : chunk->base_offset + hc->offset;
+            comps[c].line = h->depth ? out.line : (uint32_t)((long)out.line + hc->line_delta);
+        }
+        out.companions = nc ? comps : NULL;
+        out.companion_count = nc;
+        out.decoded_from = h->depth ? h->chain : NULL;
+        out.decode_depth = h->depth;
+        if (cb && cb(&out, ctx))
+            return KH_ESTOPPED;
+    }
+    return KH_OK;
+}
