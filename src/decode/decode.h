@@ -28,9 +28,15 @@ typedef struct decode_result {
     int truncated; /* max_out was reached; some spans were not decoded */
 } decode_result;
 
+/* Most spans one decode_find call appends; beyond it, truncated is set. */
+#define DECODE_MAX_SPANS 65536
+
 /* Finds and decodes every encoded span of data[0..len), appending to res,
  * decoding at most max_out bytes in all.  Spans whose decoding is not
  * mostly printable text are dropped (they cannot hold a text secret).
+ * The spans appended by one call are sorted by offset; spans of different
+ * encodings may overlap.  res->buf may move on the next call, so decoding
+ * the output of one level needs a second decode_result for the next.
  * Returns 0, or -1 on out of memory. */
 int decode_find(const uint8_t *data, size_t len, size_t max_out, decode_result *res);
 
@@ -39,7 +45,10 @@ void decode_result_free(decode_result *res);
 
 /* Single decoders, exposed for tests and fuzzing.  Each writes at most
  * out_cap bytes and returns the decoded length, or -1 if the input is not
- * valid in that encoding. */
+ * valid in that encoding or its decoding does not fit in out_cap (an
+ * out_cap of len always fits).  decode_base64 takes both alphabets and
+ * skips ASCII whitespace; decode_percent copies a '%' that starts no
+ * escape and leaves '+' alone. */
 long decode_base64(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);
 long decode_hex(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);
 long decode_percent(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);

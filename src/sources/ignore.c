@@ -51,19 +51,21 @@ struct sources_ignore {
  * an unknown name so the caller can treat the bracket as malformed. */
 static int ignore_posix_class(const char *name, size_t n, unsigned char c)
 {
+    int digit = c >= '0' && c <= '9';
+    int lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z';
 #define IGNORE_IS(s) (n == sizeof(s) - 1 && memcmp(name, s, n) == 0)
-    if (IGNORE_IS("alnum")) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (IGNORE_IS("alpha")) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (IGNORE_IS("digit")) return c >= '0' && c <= '9';
-    if (IGNORE_IS("xdigit")) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (IGNORE_IS("lower")) return c >= 'a' && c <= 'z';
-    if (IGNORE_IS("upper")) return c >= 'A' && c <= 'Z';
+    if (IGNORE_IS("alnum")) return digit || lower || upper;
+    if (IGNORE_IS("alpha")) return lower || upper;
+    if (IGNORE_IS("digit")) return digit;
+    if (IGNORE_IS("xdigit")) return digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (IGNORE_IS("lower")) return lower;
+    if (IGNORE_IS("upper")) return upper;
     if (IGNORE_IS("space")) return c == ' ' || (c >= '\t' && c <= '\r');
     if (IGNORE_IS("blank")) return c == ' ' || c == '\t';
     if (IGNORE_IS("cntrl")) return c < 32 || c == 127;
     if (IGNORE_IS("print")) return c >= 32 && c < 127;
     if (IGNORE_IS("graph")) return c > 32 && c < 127;
-    if (IGNORE_IS("punct")) return c > 32 && c < 127 && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+    if (IGNORE_IS("punct")) return c > 32 && c < 127 && !(digit || lower || upper);
 #undef IGNORE_IS
     return -1;
 }
@@ -303,10 +305,12 @@ static int ignore_add_line(sources_ignore *ig, size_t *rcap, size_t *scap, size_
         if (j > n) j = n;
         if (j > i) {
             int starstar = r.anchored && j - i == 2 && t[s + i] == '*' && t[s + i + 1] == '*';
-            /* A trailing "/**" needs at least one component ("abc/**"
-             * matches inside abc, not abc itself): emit "*" then "**". */
+            // A trailing "**" segment needs at least one component ("abc"
+            // followed by "/" and "**" matches inside abc, not abc itself):
+            // emit "*" then "**".
             int trailing = starstar && j == n;
-            if (ignore_grow((void **)&ig->segs, scap, ig->nsegs + 2, sizeof *ig->segs)) return ENOMEM;
+            if (ignore_grow((void **)&ig->segs, scap, ig->nsegs + 2, sizeof *ig->segs))
+                return ENOMEM;
             if (trailing) ig->segs[ig->nsegs++] = (ignore_segment){s + i, 1, 0};
             ig->segs[ig->nsegs++] = (ignore_segment){s + i, j - i, starstar};
         }

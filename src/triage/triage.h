@@ -12,15 +12,35 @@
 #include "spec/spec.h"
 
 /* Checksum validators by name.  Returns 1 valid, 0 invalid, and -1 if the
- * name is unknown (spec validation rejects unknown names at load). */
+ * name is unknown (spec validation rejects unknown names at load).
+ * Names (src/triage/checksum.c):
+ *   github-crc32         <prefix>_<30 base62><6 base62 = CRC32 of the 30>,
+ *                        or the bare 36 chars (ghp_ gho_ ghu_ ghs_ ghr_)
+ *   npm-crc32            the same scheme for npm_ tokens
+ *   github-fine-grained  github_pat_ + 22 base62 + '_' + 59 base62 (layout)
+ *   jwt                  header.payload.sig, base64url JSON with "alg"
+ *   pypi-macaroon        pypi- + base64url macaroon v2 located at
+ *                        pypi.org or test.pypi.org
+ *   luhn                 12..19 digits (spaces/dashes allowed), Luhn sum
+ *   slack-webhook        [https://hooks.slack.com/services/]T.../B.../secret
+ *   aws-key-id           AKIA/ASIA/... + 16 base32, 20 chars in all
+ *   uuid                 8-4-4-4-12 hex, version 1..8, RFC variant
+ *   pem                  -----BEGIN X----- base64 -----END X-----
+ *   openai               sk-... holding the T3BlbkFJ marker mid-token */
 int triage_checksum(const char *name, const uint8_t *secret, size_t len);
 int triage_checksum_known(const char *name);
 
 /* Shannon entropy in bits per byte. */
 double triage_entropy(const uint8_t *s, size_t len);
 
-/* Length, charset and prefix gates of [detector.credential_shape]. */
+/* Length, charset and prefix gates of [detector.credential_shape].
+ * Returns 1 if the secret passes.  The charset applies to the bytes after
+ * the prefix; an unknown charset name fails. */
 int triage_shape_ok(const spec_shape *shape, const uint8_t *secret, size_t len);
+
+/* 1 if `name` is a charset triage_shape_ok knows: hex, base62, alnum,
+ * base64, base64url, base32, digits, printable. */
+int triage_charset_known(const char *name);
 
 /* Obvious placeholders: EXAMPLE, xxxx, <your-key>, ${VAR}, a run of one
  * repeated character, a sequential run (abcdef, 123456), all one class of a
@@ -39,7 +59,18 @@ typedef struct triage_input {
     int decoded;                      /* found inside decoded bytes */
 } triage_input;
 
-/* Confidence in [0, 1]. */
+/* Confidence in [0, 1]: a logistic model over the features below, with
+ * weights from src/triage/model_weights.h (made by tools/train/train.py). */
 double triage_confidence(const triage_input *in);
+
+/* The model's features, defined in tools/train/features.py (which lists
+ * them with their meaning) and computed identically by triage_features. */
+#define TRIAGE_FEATURE_COUNT 20
+void triage_features(const triage_input *in, double out[TRIAGE_FEATURE_COUNT]);
+const char *triage_feature_name(size_t i); /* NULL past the end */
+
+/* The --min-confidence default recommended by training (README in
+ * tools/train says how it was chosen). */
+double triage_min_confidence_default(void);
 
 #endif

@@ -1,0 +1,971 @@
+/*
+ * decode.c - decode-through: find the spans of a buffer that look encoded,
+ * decode them, and keep those whose decoding is text a secret could hide in.
+ *
+ * Shape.  One linear pass per encoding (base64/base64url, hex, percent,
+ * backslash escapes, quoted-printable, HTML entities).  Each pass cuts the
+ * input into maximal "runs" of the characters its encoding can produce, so a
+ * byte is looked at a small constant number of times whatever the input:
+ * there is no backtracking and no rescanning from every offset.  A run is
+ * decoded straight into result->buf; if the decoding is not mostly printable
+ * text it is rolled back (len is simply not advanced), so a rejected span
+ * costs no budget and no memory beyond its own size.  Passes are independent,
+ * which keeps each one small and testable; spans of different encodings may
+ * overlap (an URL that holds HTML entities is both), and the engine scans
+ * both decodings.  At the end the spans of this call are sorted by offset.
+ *
+ * Why these gates.  Almost every long identifier, path or hash is made of
+ * base64 or hex characters, so the alphabet alone says little.  What decides
+ * is the decoding: secrets are text, so a span is kept only when at least
+ * 85% of its decoded bytes are printable ASCII or valid UTF-8 and it holds no
+ * NUL except a trailing run.  Cheap shape tests in front (length, a mix of
+ * character classes, canonical trailing bits for unpadded base64, same-case
+ * hex) reject most words before any decoding.
+ *
+ * Bounds.  Work is linear in the input.  Decoded bytes kept are at most
+ * max_out per call, the spans at most DECODE_MAX_SPANS; hitting either sets
+ * result->truncated.  Memory is the kept output plus one span's decoding.
+ */
+#include "decode/decode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    B64_MIN_CHARS = 20, /* shorter base64 cannot hold a useful secret */
+    B64_WRAP_MIN = 40,  /* a line this long may continue on the next */
+    HEX_MIN_DIGITS = 32,
+    MIN_ESCAPES = 2,
+};
+
+/* Internal decoders return this when out_cap is too small; the public
+ * wrappers fold it into -1. */
+#define CODEC_INVALID (-1L)
+#define CODEC_TOO_SMALL (-2L)
+
+typedef long (*codec_fn)(const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Character classes                                                    */
+/* ------------------------------------------------------------------ */
+
+static int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
+static int is_lower(uint8_t c) { return c >= 'a' && c <= 'z'; }
+static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static int hex_value(uint8_t c)
+{
+    if (is_digit(c))
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Quoted-printable mandates upper-case hex; accepting lower case would turn
+ * every "name=ab" into an escape. */
+static int upper_hex_value(uint8_t c)
+{
+    return is_lower(c) ? -1 : hex_value(c);
+}
+
+/* Byte classes, as tables because every pass asks for every input byte:
+ * CC_B64 either base64 alphabet, CC_HEX a hex digit, CC_URL a character
+ * RFC 3986 allows in a URI or '%' (quotes, spaces, angle brackets and
+ * backslashes end a run: they delimit URLs in text), CC_ALNUM [A-Za-z0-9]. */
+enum { CC_B64 = 1, CC_HEX = 2, CC_URL = 4, CC_ALNUM = 8 };
+
+static const uint8_t char_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 4, 0, 4, 4, 4, 4, 4, 4, 4, 4, 5, 4, 5, 4, 5,              /*  !"#$%&'()*+,-./ */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 4, 4, 0, 4, 0, 4,    /* 0-9 :;<=>? */
+    4, 15, 15, 15, 15, 15, 15, 13, 13, 13, 13, 13, 13, 13, 13, 13, /* @ A-O */
+    13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 4, 0, 4, 0, 5,   /* P-Z [\]^_ */
+    0, 15, 15, 15, 15, 15, 15, 13, 13, 13, 13, 13, 13, 13, 13, 13, /* ` a-o */
+    13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 0, 0, 0, 4, 0,   /* p-z {|}~ DEL */
+};
+
+/* Sextet of a base64 character in either alphabet ('+' and '-' are 62,
+ * '/' and '_' 63), -1 otherwise: a run is classified after it is read. */
+static const int8_t b64_values[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, 62, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1, 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+static int b64_value(uint8_t c) { return b64_values[c]; }
+static int is_b64(uint8_t c) { return char_class[c] & CC_B64; }
+static int is_hex(uint8_t c) { return char_class[c] & CC_HEX; }
+static int is_urlish(uint8_t c) { return char_class[c] & CC_URL; }
+static int is_alnum(uint8_t c) { return char_class[c] & CC_ALNUM; }
+
+/* Length of the valid UTF-8 sequence at p (2..4 bytes), or 0. */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    size_t k;
+    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (n < k || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < k; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return k;
+}
+
+static size_t utf8_put(uint32_t cp, uint8_t *out)
+{
+    if (cp < 0x80) {
+        out[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (uint8_t)(0xC0 | (cp >> 6));
+        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xE0 | (cp >> 12));
+        out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xF0 | (cp >> 18));
+    out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The keep-or-drop gate: at least 85% printable ASCII or valid UTF-8, and
+ * no NUL (the caller has trimmed a trailing run of them).  Short decodings
+ * get less slack: a uniformly random byte is "good" about 4 times in 10, so
+ * 2 bad bytes in 15 would let through about one random 20-character base64
+ * word in ten thousand; one bad byte per 16 lets through one in millions. */
+static int is_text(const uint8_t *p, size_t n)
+{
+    size_t good = 0;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = p[i];
+        if (c == 0)
+            return 0;
+        if ((c >= 0x20 && c < 0x7F) || c == '\t' || c == '\n' || c == '\r') {
+            good++;
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(p + i, n - i);
+        good += k;
+        i += k ? k : 1;
+    }
+    size_t bad = n - good;
+    if (n < 32)
+        return bad <= n / 16;
+    /* good/n >= 0.85 without division; n is bounded by the input size. */
+    return good * 20 >= n * 17;
+}
+
+/* ------------------------------------------------------------------ */
+/* Single decoders                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Standard and URL alphabets, '=' padding only at the end, ASCII
+ * whitespace ignored (wrapped PEM or YAML lines). */
+static long codec_base64(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0, data = 0, pads = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = in[i];
+        if (is_space(c))
+            continue;
+        if (c == '=') {
+            if (++pads > 2)
+                return CODEC_INVALID;
+            continue;
+        }
+        int v = b64_value(c);
+        if (v < 0 || pads)
+            return CODEC_INVALID;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        data++;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n >= cap)
+                return CODEC_TOO_SMALL;
+            out[n++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (data % 4 == 1 || (pads && (data + pads) % 4 != 0))
+        return CODEC_INVALID;
+    return (long)n;
+}
+
+static long codec_hex(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    if (len % 2)
+        return CODEC_INVALID;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = hex_value(in[i]), lo = hex_value(in[i + 1]);
+        if (hi < 0 || lo < 0)
+            return CODEC_INVALID;
+        if (n >= cap)
+            return CODEC_TOO_SMALL;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+    }
+    return (long)n;
+}
+
+/* Length of a valid "%XX" at p, 3, or 0. */
+static size_t percent_escape(const uint8_t *p, size_t n)
+{
+    return n >= 3 && p[0] == '%' && hex_value(p[1]) >= 0 && hex_value(p[2]) >= 0 ? 3 : 0;
+}
+
+/* '+' is left alone: it means a space only in form bodies, and a '+' in a
+ * secret is far more common than a form-encoded secret. A '%' that does not
+ * start an escape is copied, as browsers do. */
+static long codec_percent(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        if (n >= cap)
+            return CODEC_TOO_SMALL;
+        if (percent_escape(in + i, len - i)) {
+            out[n++] = (uint8_t)(hex_value(in[i + 1]) << 4 | hex_value(in[i + 2]));
+            i += 3;
+        } else
+            out[n++] = in[i++];
+    }
+    return (long)n;
+}
+
+/* One backslash escape. */
+typedef enum esc_class {
+    ESC_SPACE,   /* \n \t \r \b \f \v \a: cannot hide a secret */
+    ESC_CHAR,    /* \" \' \\ \/ \$ \`: a literal character */
+    ESC_BYTE,    /* \xXX: one raw byte */
+    ESC_UNICODE, /* \uXXXX, surrogate pairs, \UXXXXXXXX: a code point */
+} esc_class;
+
+typedef struct esc_token {
+    esc_class cls;
+    uint32_t value; /* byte or code point */
+} esc_token;
+
+static int hex_digits(const uint8_t *p, size_t count, uint32_t *value)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < count; i++) {
+        int h = hex_value(p[i]);
+        if (h < 0)
+            return 0;
+        v = v << 4 | (uint32_t)h;
+    }
+    *value = v;
+    return 1;
+}
+
+/* Length of the escape at p (which is a backslash), or 0 if the backslash
+ * starts nothing we know; then it is copied as is. */
+static size_t esc_parse(const uint8_t *p, size_t n, esc_token *t)
+{
+    if (n < 2 || p[0] != '\\')
+        return 0;
+    static const char space_from[] = "ntrbfva", space_to[] = "\n\t\r\b\f\v\a";
+    const char *hit = p[1] ? strchr(space_from, p[1]) : NULL;
+    if (hit) {
+        t->cls = ESC_SPACE;
+        t->value = (uint8_t)space_to[hit - space_from];
+        return 2;
+    }
+    if (p[1] && strchr("\"'\\/$`", p[1])) {
+        t->cls = ESC_CHAR;
+        t->value = p[1];
+        return 2;
+    }
+    uint32_t v;
+    if (p[1] == 'x' && n >= 4 && hex_digits(p + 2, 2, &v)) {
+        t->cls = ESC_BYTE;
+        t->value = v;
+        return 4;
+    }
+    if (p[1] == 'U' && n >= 10 && hex_digits(p + 2, 8, &v)) {
+        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+            return 0;
+        t->cls = ESC_UNICODE;
+        t->value = v;
+        return 10;
+    }
+    if (p[1] == 'u' && n >= 6 && hex_digits(p + 2, 4, &v)) {
+        t->cls = ESC_UNICODE;
+        t->value = v;
+        if (v >= 0xD800 && v <= 0xDBFF) {
+            uint32_t lo;
+            if (n >= 12 && p[6] == '\\' && p[7] == 'u' && hex_digits(p + 8, 4, &lo) &&
+                lo >= 0xDC00 && lo <= 0xDFFF) {
+                t->value = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+                return 12;
+            }
+            t->value = 0xFFFD; /* a lone high surrogate */
+        } else if (v >= 0xDC00 && v <= 0xDFFF)
+            t->value = 0xFFFD; /* a lone low surrogate */
+        return 6;
+    }
+    return 0;
+}
+
+/* Every escape is at least as long as what it decodes to (a 6-char \u
+ * gives at most 3 bytes, 12-char pairs 4), so len is always enough room. */
+static long codec_escape(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        esc_token t;
+        size_t k = in[i] == '\\' ? esc_parse(in + i, len - i, &t) : 0;
+        if (!k) {
+            if (n >= cap)
+                return CODEC_TOO_SMALL;
+            out[n++] = in[i++];
+            continue;
+        }
+        if (t.cls == ESC_UNICODE) {
+            uint8_t tmp[4];
+            size_t w = utf8_put(t.value, tmp);
+            if (cap - n < w)
+                return CODEC_TOO_SMALL;
+            memcpy(out + n, tmp, w);
+            n += w;
+        } else {
+            if (n >= cap)
+                return CODEC_TOO_SMALL;
+            out[n++] = (uint8_t)t.value;
+        }
+        i += k;
+    }
+    return (long)n;
+}
+
+/* "=XX" (upper-case hex) or a soft line break "=\n" / "=\r\n"; returns its
+ * length and sets *byte (-1 for a soft break), or 0. */
+static size_t qp_escape(const uint8_t *p, size_t n, int *byte)
+{
+    if (n < 2 || p[0] != '=')
+        return 0;
+    if (p[1] == '\n') {
+        *byte = -1;
+        return 2;
+    }
+    if (n >= 3 && p[1] == '\r' && p[2] == '\n') {
+        *byte = -1;
+        return 3;
+    }
+    if (n >= 3 && upper_hex_value(p[1]) >= 0 && upper_hex_value(p[2]) >= 0) {
+        *byte = hex_value(p[1]) << 4 | hex_value(p[2]);
+        return 3;
+    }
+    return 0;
+}
+
+static long codec_qp(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        int byte;
+        size_t k = qp_escape(in + i, len - i, &byte);
+        if (k && byte < 0) {
+            i += k;
+            continue;
+        }
+        if (n >= cap)
+            return CODEC_TOO_SMALL;
+        if (k) {
+            out[n++] = (uint8_t)byte;
+            i += k;
+        } else
+            out[n++] = in[i++];
+    }
+    return (long)n;
+}
+
+/* Length of the HTML entity at p (which is '&'), or 0; *cp gets the code
+ * point.  Only the entities that occur in escaped attribute values and the
+ * numeric forms: a full entity table would only add false spans. */
+static size_t html_entity(const uint8_t *p, size_t n, uint32_t *cp)
+{
+    static const struct {
+        const char *name;
+        uint32_t cp;
+    } named[] = {
+        {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''},
+        {"&nbsp;", 0xA0},
+    };
+    if (n < 4 || p[0] != '&')
+        return 0;
+    if (p[1] == '#') {
+        size_t i = 2, max;
+        int base = 10;
+        if (p[i] == 'x' || p[i] == 'X') {
+            base = 16;
+            i++;
+        }
+        max = base == 16 ? 6 : 7; /* enough digits for U+10FFFF */
+        uint32_t v = 0;
+        size_t start = i;
+        while (i < n && i - start < max) {
+            int d = base == 16 ? hex_value(p[i]) : is_digit(p[i]) ? p[i] - '0' : -1;
+            if (d < 0)
+                break;
+            v = v * (uint32_t)base + (uint32_t)d;
+            i++;
+        }
+        if (i == start || i >= n || p[i] != ';')
+            return 0;
+        if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+            return 0;
+        *cp = v;
+        return i + 1;
+    }
+    for (size_t k = 0; k < sizeof named / sizeof named[0]; k++) {
+        size_t l = strlen(named[k].name);
+        if (n >= l && memcmp(p, named[k].name, l) == 0) {
+            *cp = named[k].cp;
+            return l;
+        }
+    }
+    return 0;
+}
+
+/* The shortest entity ("&lt;", "&#9;") is 4 bytes and decodes to at most
+ * 4 UTF-8 bytes, so len is always enough room. */
+static long codec_html(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t k = in[i] == '&' ? html_entity(in + i, len - i, &cp) : 0;
+        if (!k) {
+            if (n >= cap)
+                return CODEC_TOO_SMALL;
+            out[n++] = in[i++];
+            continue;
+        }
+        uint8_t tmp[4];
+        size_t w = utf8_put(cp, tmp);
+        if (cap - n < w)
+            return CODEC_TOO_SMALL;
+        memcpy(out + n, tmp, w);
+        n += w;
+        i += k;
+    }
+    return (long)n;
+}
+
+long decode_base64(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap)
+{
+    long n = codec_base64(in, len, out, out_cap);
+    return n < 0 ? -1 : n;
+}
+
+long decode_hex(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap)
+{
+    long n = codec_hex(in, len, out, out_cap);
+    return n < 0 ? -1 : n;
+}
+
+long decode_percent(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap)
+{
+    long n = codec_percent(in, len, out, out_cap);
+    return n < 0 ? -1 : n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Result                                                               */
+/* ------------------------------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c = c > SIZE_MAX / 4 ? need : c * 2;
+    if (c > SIZE_MAX / elem)
+        return -1;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+void decode_result_reset(decode_result *res)
+{
+    res->len = 0;
+    res->count = 0;
+    res->truncated = 0;
+}
+
+void decode_result_free(decode_result *res)
+{
+    free(res->buf);
+    free(res->spans);
+    memset(res, 0, sizeof *res);
+}
+
+/* ------------------------------------------------------------------ */
+/* Finder                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef struct finder {
+    const uint8_t *data;
+    size_t len;
+    decode_result *res;
+    size_t budget;     /* decoded bytes this call may still keep */
+    size_t first_span; /* spans before this index belong to earlier calls */
+    int oom;
+    int full; /* DECODE_MAX_SPANS reached */
+} finder;
+
+static int finder_stopped(const finder *f) { return f->oom || f->full; }
+
+/* Decodes data[start..end) with fn into the free end of res->buf and keeps
+ * it as a span if it is text.  bound is an upper limit on the decoded size.
+ * Returns 1 if kept. */
+static int finder_emit(finder *f, size_t start, size_t end, const char *kind, codec_fn fn,
+                       size_t bound)
+{
+    decode_result *r = f->res;
+    if (finder_stopped(f) || bound == 0)
+        return 0;
+    if (r->count - f->first_span >= DECODE_MAX_SPANS) {
+        f->full = 1;
+        r->truncated = 1;
+        return 0;
+    }
+    size_t cap = bound < f->budget ? bound : f->budget;
+    if (cap == 0) {
+        r->truncated = 1;
+        return 0;
+    }
+    if (grow((void **)&r->buf, &r->cap, r->len + cap, 1, 4096) != 0) {
+        f->oom = 1;
+        return 0;
+    }
+    long got = fn(f->data + start, end - start, r->buf + r->len, cap);
+    if (got == CODEC_TOO_SMALL) {
+        r->truncated = 1;
+        return 0;
+    }
+    if (got <= 0)
+        return 0;
+    size_t n = (size_t)got;
+    while (n > 0 && r->buf[r->len + n - 1] == 0)
+        n--;
+    if (n == 0 || !is_text(r->buf + r->len, n))
+        return 0;
+    if (grow((void **)&r->spans, &r->span_cap, r->count + 1, sizeof *r->spans, 16) != 0) {
+        f->oom = 1;
+        return 0;
+    }
+    r->spans[r->count++] = (decode_span){
+        .offset = start, .length = end - start, .kind = kind, .out_offset = r->len, .out_len = n};
+    r->len += n;
+    f->budget -= n;
+    return 1;
+}
+
+/* --- base64 -------------------------------------------------------- */
+
+static size_t skip_b64(const uint8_t *d, size_t len, size_t i)
+{
+    while (i < len && is_b64(d[i]))
+        i++;
+    return i;
+}
+
+static size_t skip_pad(const uint8_t *d, size_t len, size_t i)
+{
+    size_t start = i;
+    while (i < len && d[i] == '=' && i - start < 2)
+        i++;
+    return i;
+}
+
+/* The end of the base64 run starting at start.  With join, a line of at
+ * least B64_WRAP_MIN characters that ends the line continues on the next if
+ * that line (after an indentation equal on every continuation line) is
+ * wholly base64 up to its end: PEM bodies, MIME parts and YAML block
+ * scalars.  *lines says how many lines were joined. */
+static size_t b64_extent(const uint8_t *d, size_t len, size_t start, int join, int *lines)
+{
+    size_t line = start;
+    size_t seg = skip_b64(d, len, start);
+    size_t end = skip_pad(d, len, seg);
+    size_t indent = SIZE_MAX;
+    *lines = 1;
+    while (join && end == seg && seg - line >= B64_WRAP_MIN) {
+        size_t j = seg;
+        if (j < len && d[j] == '\r')
+            j++;
+        if (j >= len || d[j] != '\n')
+            break;
+        size_t ind = ++j;
+        while (j < len && (d[j] == ' ' || d[j] == '\t'))
+            j++;
+        if ((indent != SIZE_MAX && j - ind != indent) || j >= len || !is_b64(d[j]))
+            break;
+        size_t seg2 = skip_b64(d, len, j), end2 = skip_pad(d, len, seg2), k = end2;
+        while (k < len && (d[k] == ' ' || d[k] == '\t'))
+            k++;
+        if (k < len && d[k] != '\n' && d[k] != '\r')
+            break;
+        indent = j - ind;
+        line = j;
+        seg = seg2;
+        end = end2;
+        ++*lines;
+    }
+    return end;
+}
+
+/* Applies the shape gates to the run data[s..e) and decodes it.  Returns 1
+ * if it was kept. */
+static int b64_try(finder *f, size_t s, size_t e)
+{
+    const uint8_t *d = f->data;
+    size_t data = 0, pads = 0;
+    int std = 0, url = 0, upper = 0, lower = 0, digit = 0, nonhex = 0, last = 0;
+    for (size_t i = s; i < e; i++) {
+        uint8_t c = d[i];
+        if (c == '=') {
+            pads++;
+            continue;
+        }
+        if (is_space(c))
+            continue;
+        data++;
+        last = b64_value(c);
+        std |= c == '+' || c == '/';
+        url |= c == '-' || c == '_';
+        upper |= is_upper(c);
+        lower |= is_lower(c);
+        digit |= is_digit(c);
+        nonhex |= hex_value(c) < 0;
+    }
+    if (data < B64_MIN_CHARS || (std && url) || !nonhex || upper + lower + digit < 2)
+        return 0;
+    size_t rem = data % 4;
+    if (rem == 1)
+        return 0;
+    /* Canonical encoders leave the unused low bits of the last character
+     * zero; a word that merely uses the alphabet does so 1 time in 4 or 16. */
+    if ((rem == 2 && (last & 15)) || (rem == 3 && (last & 3)))
+        return 0;
+    size_t need = (4 - rem) % 4;
+    e -= pads >= need ? pads - need : pads; /* keep exactly the right padding */
+    size_t bound = data / 4 * 3 + (rem ? rem - 1 : 0);
+    return finder_emit(f, s, e, url ? "base64url" : "base64", codec_base64, bound);
+}
+
+/* A run that failed as a whole may be base64 glued to a word by '_', '-',
+ * '/' or '+' ("secret_<b64>", "/api/<b64>"): try each piece between them. */
+static void b64_try_pieces(finder *f, size_t s, size_t e)
+{
+    size_t p = s;
+    for (size_t i = s; i <= e && !finder_stopped(f); i++) {
+        if (i == e || (is_b64(f->data[i]) && !is_alnum(f->data[i]))) {
+            if (p > s || i < e) /* a piece, not the whole run again */
+                if (i - p >= B64_MIN_CHARS)
+                    b64_try(f, p, i);
+            p = i + 1;
+        }
+    }
+}
+
+/* --- hex ----------------------------------------------------------- */
+
+/* Hex of 32 digits or more is base64-alphabet too, so it is looked for
+ * only inside base64 runs that long: as a whole alnum word (neighbours
+ * '+', '/', '-', '_', '=', blanks or the run's ends), optionally after
+ * "0x", all digits one case.  Inside a longer word it is a piece of
+ * something else. */
+static void hex_in_run(finder *f, size_t s, size_t e)
+{
+    const uint8_t *d = f->data;
+    if (e - s < HEX_MIN_DIGITS)
+        return;
+    for (size_t i = s; i < e && !finder_stopped(f);) {
+        if (!is_alnum(d[i])) {
+            i++;
+            continue;
+        }
+        size_t w = i;
+        int lower = 0, upper = 0, other = 0;
+        if (e - i > 2 && d[i] == '0' && (d[i + 1] == 'x' || d[i + 1] == 'X'))
+            w = i += 2;
+        for (; i < e && is_alnum(d[i]); i++) {
+            lower |= is_lower(d[i]);
+            upper |= is_upper(d[i]);
+            other |= !is_hex(d[i]);
+        }
+        if (!other && !(lower && upper) && i - w >= HEX_MIN_DIGITS && (i - w) % 2 == 0)
+            finder_emit(f, w, i, "hex", codec_hex, (i - w) / 2);
+    }
+}
+
+/* --- base64 pass ------------------------------------------------------ */
+
+static void scan_base64(finder *f)
+{
+    const uint8_t *d = f->data;
+    size_t pos = 0, nojoin_until = 0;
+    /* pos is always at the start of a run or just after a non-base64
+     * byte, so a run found by looking back from a probe starts at pos at
+     * the earliest. */
+    while (f->len - pos >= B64_MIN_CHARS && !finder_stopped(f)) {
+        /* Any run of B64_MIN_CHARS or more starting at or after pos covers
+         * this probe; when the probe is not base64, skip past it.  Most
+         * text is words shorter than that, so most bytes are never read. */
+        size_t probe = pos + B64_MIN_CHARS - 1;
+        if (!is_b64(d[probe])) {
+            pos = probe + 1;
+            continue;
+        }
+        size_t start = probe;
+        while (start > pos && is_b64(d[start - 1]))
+            start--;
+        int lines;
+        size_t end = b64_extent(d, f->len, start, start >= nojoin_until, &lines);
+        if (end - start < B64_MIN_CHARS) {
+            pos = end;
+            continue;
+        }
+        if (!b64_try(f, start, end)) {
+            if (lines > 1) {
+                /* Joined lines that fail together are retried one by one;
+                 * nojoin_until keeps that to one extra pass over them. */
+                nojoin_until = end;
+                pos = start;
+                continue;
+            }
+            b64_try_pieces(f, start, end);
+        }
+        hex_in_run(f, start, end);
+        pos = end;
+    }
+}
+
+/* --- escape-driven passes -------------------------------------------- */
+
+/* Percent, backslash, quoted-printable and HTML runs are found from their
+ * escape character outward rather than byte by byte: memchr jumps to the
+ * next '%', '\', '=' or '&', and only a valid escape makes the pass look
+ * back to the start of its run and forward to its end.  Nothing between
+ * the end of the previous run (lo) and that first escape can be an escape,
+ * so looking back sees plain characters only and gives the same run as a
+ * forward scan would; every byte is looked at most twice. */
+typedef struct run_pass {
+    uint8_t trigger;
+    const char *kind;
+    codec_fn codec;
+    /* length of the escape at p, 0 if none; counts it in *counts */
+    size_t (*escape)(const uint8_t *p, size_t n, size_t counts[3]);
+    int (*is_delim)(uint8_t c);
+    /* whether the counts make the run worth decoding; sets *kind */
+    int (*enough)(const size_t counts[3], const char **kind);
+} run_pass;
+
+static void scan_runs(finder *f, const run_pass *rp)
+{
+    const uint8_t *d = f->data;
+    size_t pos = 0, lo = 0;
+    while (pos < f->len && !finder_stopped(f)) {
+        const uint8_t *hit = memchr(d + pos, rp->trigger, f->len - pos);
+        if (!hit)
+            break;
+        size_t p = (size_t)(hit - d), counts[3] = {0, 0, 0};
+        if (!rp->escape(d + p, f->len - p, counts)) {
+            pos = p + 1;
+            continue;
+        }
+        size_t s = p;
+        while (s > lo && !rp->is_delim(d[s - 1]))
+            s--;
+        size_t e = p;
+        memset(counts, 0, sizeof counts);
+        while (e < f->len) {
+            size_t k = rp->escape(d + e, f->len - e, counts);
+            if (k) {
+                e += k;
+                continue;
+            }
+            if (rp->is_delim(d[e]))
+                break;
+            e++;
+        }
+        const char *kind = rp->kind;
+        if (rp->enough(counts, &kind))
+            finder_emit(f, s, e, kind, rp->codec, e - s);
+        pos = lo = e;
+    }
+}
+
+/* Percent-encoding: a run of URI characters with two valid escapes. */
+static size_t url_escape(const uint8_t *p, size_t n, size_t counts[3])
+{
+    size_t k = percent_escape(p, n);
+    counts[0] += k != 0;
+    return k;
+}
+static int url_delim(uint8_t c) { return !is_urlish(c); }
+static int url_enough(const size_t counts[3], const char **kind)
+{
+    (void)kind;
+    return counts[0] >= MIN_ESCAPES;
+}
+
+/* Backslash escapes: a run is what lies between unescaped double quotes or
+ * line ends, the content of one JSON, C or shell string when there is one.
+ * It needs two escapes, one of which is more than whitespace: "a\n\tb"
+ * decodes to nothing a scanner could not already see. */
+static size_t bs_escape(const uint8_t *p, size_t n, size_t counts[3])
+{
+    esc_token t;
+    size_t k = p[0] == '\\' ? esc_parse(p, n, &t) : 0;
+    if (k) {
+        counts[0]++;
+        counts[1] += t.cls != ESC_SPACE;
+        counts[2] += t.cls == ESC_UNICODE;
+    }
+    return k;
+}
+static int bs_delim(uint8_t c) { return c == '"' || c == '\n' || c == '\r' || c == 0; }
+static int bs_enough(const size_t counts[3], const char **kind)
+{
+    if (counts[2])
+        *kind = "unicode-escape";
+    return counts[0] >= MIN_ESCAPES && counts[1] > 0;
+}
+
+/* Quoted-printable: a run is one logical line, physical lines joined by
+ * soft breaks, with at least one "=XX". */
+static size_t qp_token(const uint8_t *p, size_t n, size_t counts[3])
+{
+    int byte;
+    size_t k = qp_escape(p, n, &byte);
+    if (k)
+        counts[byte < 0 ? 1 : 0]++;
+    return k;
+}
+static int line_delim(uint8_t c) { return c == '\n' || c == '\r' || c == 0; }
+static int qp_enough(const size_t counts[3], const char **kind)
+{
+    (void)kind;
+    return counts[0] >= 1 && counts[0] + counts[1] >= MIN_ESCAPES;
+}
+
+/* HTML entities: a run is text between tags, quotes or line ends, an
+ * attribute value or a text node. */
+static size_t html_token(const uint8_t *p, size_t n, size_t counts[3])
+{
+    uint32_t cp;
+    size_t k = p[0] == '&' ? html_entity(p, n, &cp) : 0;
+    counts[0] += k != 0;
+    return k;
+}
+static int html_delim(uint8_t c)
+{
+    return c == '<' || c == '>' || c == '"' || c == '\n' || c == '\r' || c == 0;
+}
+
+static void scan_percent(finder *f)
+{
+    static const run_pass rp = {'%', "url", codec_percent, url_escape, url_delim, url_enough};
+    scan_runs(f, &rp);
+}
+
+static void scan_escape(finder *f)
+{
+    static const run_pass rp = {'\\', "escape", codec_escape, bs_escape, bs_delim, bs_enough};
+    scan_runs(f, &rp);
+}
+
+static void scan_qp(finder *f)
+{
+    static const run_pass rp = {'=', "quoted-printable", codec_qp, qp_token, line_delim,
+                                qp_enough};
+    scan_runs(f, &rp);
+}
+
+static void scan_html(finder *f)
+{
+    static const run_pass rp = {'&', "html", codec_html, html_token, html_delim, url_enough};
+    scan_runs(f, &rp);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int span_order(const void *a, const void *b)
+{
+    const decode_span *x = a, *y = b;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    if (x->length != y->length)
+        return x->length < y->length ? -1 : 1;
+    return x->out_offset < y->out_offset ? -1 : x->out_offset > y->out_offset;
+}
+
+int decode_find(const uint8_t *data, size_t len, size_t max_out, decode_result *res)
+{
+    finder f = {.data = data, .len = data ? len : 0, .res = res, .budget = max_out,
+                .first_span = res->count};
+    /* Most valuable first: when the budget runs out, base64 (the common
+     * way secrets are stored encoded) has had its share. */
+    void (*const passes[])(finder *) = {scan_base64, scan_percent, scan_escape, scan_qp,
+                                        scan_html};
+    for (size_t i = 0; i < sizeof passes / sizeof passes[0] && !finder_stopped(&f); i++)
+        passes[i](&f);
+    if (res->count - f.first_span > 1)
+        qsort(res->spans + f.first_span, res->count - f.first_span, sizeof *res->spans,
+              span_order);
+    return f.oom ? -1 : 0;
+}

@@ -1,0 +1,347 @@
+/*
+ * test_engine.c - the engine through the public API: capture groups, many
+ * secrets in one buffer, results independent of block size, the PCRE2
+ * fallback for patterns Vectorscan refuses, companions, line and column.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "keyhog.h"
+
+typedef struct found {
+    char id[64];
+    char secret[256];
+    uint64_t offset;
+    size_t length;
+    uint32_t line, column, end_line, end_column;
+    char companion[128];
+    char decoded[64];
+} found;
+
+typedef struct collector {
+    found items[4096];
+    size_t n;
+} collector;
+
+static int collect(const kh_finding *f, void *ctx)
+{
+    collector *c = ctx;
+    if (c->n == 4096)
+        return 1;
+    found *o = &c->items[c->n++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->id, sizeof o->id, "%s", f->detector->id);
+    snprintf(o->secret, sizeof o->secret, "%.*s", (int)f->secret_len, (const char *)f->secret);
+    o->offset = f->offset;
+    o->length = f->length;
+    o->line = f->line;
+    o->column = f->column;
+    o->end_line = f->end_line;
+    o->end_column = f->end_column;
+    if (f->companion_count)
+        snprintf(o->companion, sizeof o->companion, "%s=%.*s", f->companions[0].name,
+                 (int)f->companions[0].value_len, (const char *)f->companions[0].value);
+    for (size_t i = 0; i < f->decode_depth; i++) {
+        strncat(o->decoded, f->decoded_from[i], sizeof o->decoded - strlen(o->decoded) - 2);
+        strcat(o->decoded, ">");
+    }
+    return 0;
+}
+
+static const char token_spec[] =
+    "[detector]\n"
+    "id = \"test-token\"\nname = \"Test Token\"\nservice = \"test\"\nseverity = \"high\"\n"
+    "keywords = [\"tkn_\"]\n"
+    "[[detector.patterns]]\n"
+    "regex = '\\b(tkn_[A-Za-z0-9]{24})\\b'\ngroup = 1\n";
+
+static const char assign_spec[] =
+    "[detector]\n"
+    "id = \"test-assign\"\nname = \"Assigned\"\nservice = \"test\"\nseverity = \"medium\"\n"
+    "keywords = [\"zapkey\"]\n"
+    "[[detector.patterns]]\n"
+    "regex = 'zapkey\\s{0,3}=\\s{0,3}\"([A-Za-z0-9]{16,32})\"'\ngroup = 1\n";
+
+/* A backreference: Vectorscan refuses it, so it must go to the fallback. */
+static const char backref_spec[] =
+    "[detector]\n"
+    "id = \"test-backref\"\nname = \"Quoted\"\nservice = \"test\"\nseverity = \"low\"\n"
+    "keywords = [\"qkey\"]\n"
+    "[[detector.patterns]]\n"
+    "regex = 'qkey=([\"'\"'\"'])([A-Za-z0-9]{20})\\1'\ngroup = 2\n";
+
+static const char pair_spec[] =
+    "[detector]\n"
+    "id = \"test-pair\"\nname = \"Pair\"\nservice = \"test\"\nseverity = \"critical\"\n"
+    "keywords = [\"PID\"]\n"
+    "[[detector.patterns]]\n"
+    "regex = '\\b(PID[0-9A-Z]{13})\\b'\ngroup = 1\n"
+    "[[detector.companions]]\n"
+    "name = \"secret\"\nregex = 'psecret\\s{0,3}[:=]\\s{0,3}([A-Za-z0-9]{30})'\n"
+    "within_lines = 3\nrequired = true\n";
+
+static kh_detectors *make_set(void)
+{
+    const char *specs[] = {token_spec, assign_spec, backref_spec, pair_spec};
+    kh_detectors *set = NULL;
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        kh_detectors *one = NULL;
+        kh_error err = {0};
+        int rc = kh_detectors_parse(specs[i], strlen(specs[i]), "test.toml", &one, &err);
+        if (rc != KH_OK)
+            fail_msg("spec %zu: %s", i, err.message);
+        if (!set) {
+            set = one;
+        } else {
+            assert_int_equal(kh_detectors_merge(set, one, &err), KH_OK);
+            kh_detectors_free(one);
+        }
+    }
+    return set;
+}
+
+static void scan_with(const char *text, size_t len, size_t block, collector *out)
+{
+    kh_detectors *set = make_set();
+    kh_engine *e = NULL;
+    kh_error err = {0};
+    kh_engine_opts o = {.block_size = block, .decode_depth = 0};
+    assert_int_equal(kh_engine_compile(set, &o, &e, &err), KH_OK);
+    kh_scratch *s = NULL;
+    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
+    kh_chunk c = {.data = (const uint8_t *)text, .len = len, .path = "src/app.conf"};
+    out->n = 0;
+    assert_int_equal(kh_scan(e, s, &c, collect, out), KH_OK);
+    kh_scratch_free(s);
+    kh_engine_free(e);
+    kh_detectors_free(set);
+}
+
+static const char *tok(unsigned seed, char buf[29])
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    memcpy(buf, "tkn_", 4);
+    for (int i = 0; i < 24; i++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[4 + i] = al[(seed >> 16) % 62];
+    }
+    buf[28] = 0;
+    return buf;
+}
+
+static void test_capture_group_and_position(void **state)
+{
+    (void)state;
+    char t[29];
+    char text[256];
+    snprintf(text, sizeof text, "first line\n  token: %s\nlast\n", tok(7, t));
+    collector *c = calloc(1, sizeof *c);
+    scan_with(text, strlen(text), 0, c);
+    assert_int_equal(c->n, 1);
+    assert_string_equal(c->items[0].id, "test-token");
+    assert_string_equal(c->items[0].secret, t);
+    assert_int_equal(c->items[0].line, 2);
+    assert_int_equal(c->items[0].column, 10);
+    assert_int_equal(c->items[0].end_line, 2);
+    assert_int_equal(c->items[0].end_column, 10 + 28 - 1);
+    assert_int_equal(c->items[0].offset, 11 + 9);
+    assert_int_equal(c->items[0].length, 28);
+    free(c);
+}
+
+static void test_word_boundary_rejects_longer_run(void **state)
+{
+    (void)state;
+    char t[29];
+    char text[128];
+    snprintf(text, sizeof text, "x %sEXTRA\n", tok(3, t));
+    collector *c = calloc(1, sizeof *c);
+    scan_with(text, strlen(text), 0, c);
+    assert_int_equal(c->n, 0);
+    free(c);
+}
+
+/* Builds a buffer with many tokens and assignments at irregular places. */
+static char *many_secrets(size_t *len, size_t count)
+{
+    size_t cap = count * 96 + 64;
+    char *buf = malloc(cap);
+    size_t n = 0;
+    char t[29];
+    for (size_t i = 0; i < count; i++) {
+        switch (i % 3) {
+        case 0: n += (size_t)sprintf(buf + n, "k%zu = %s\n", i, tok((unsigned)i + 1, t)); break;
+        case 1:
+            n += (size_t)sprintf(buf + n, "%*szapkey = \"%s\"\n", (int)(i % 17), "",
+                                 tok((unsigned)i + 1, t) + 4 + (i % 5));
+            break;
+        default: n += (size_t)sprintf(buf + n, "noise %zu %s;", i, tok((unsigned)i + 1, t)); break;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+static void test_many_secrets_in_one_buffer(void **state)
+{
+    (void)state;
+    size_t len;
+    char *buf = many_secrets(&len, 300);
+    collector *c = calloc(1, sizeof *c);
+    scan_with(buf, len, 0, c);
+    assert_int_equal(c->n, 300);
+    for (size_t i = 1; i < c->n; i++)
+        assert_true(c->items[i].offset >= c->items[i - 1].offset);
+    free(c);
+    free(buf);
+}
+
+static void test_block_size_independence(void **state)
+{
+    (void)state;
+    size_t len;
+    char *buf = many_secrets(&len, 200);
+    collector *whole = calloc(1, sizeof *whole), *blocks = calloc(1, sizeof *blocks);
+    scan_with(buf, len, 0, whole);
+    assert_int_equal(whole->n, 200);
+    size_t sizes[] = {1, 7, 13, 28, 29, 64, 100, 997, 4096};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        scan_with(buf, len, sizes[k], blocks);
+        assert_int_equal(blocks->n, whole->n);
+        assert_memory_equal(blocks->items, whole->items, whole->n * sizeof(found));
+    }
+    free(whole);
+    free(blocks);
+    free(buf);
+}
+
+static void test_fallback_pattern_is_not_dropped(void **state)
+{
+    (void)state;
+    kh_detectors *set = make_set();
+    kh_engine *e = NULL;
+    kh_error err = {0};
+    assert_int_equal(kh_engine_compile(set, NULL, &e, &err), KH_OK);
+    kh_engine_stats st;
+    kh_engine_stats_get(e, &st);
+    assert_int_equal(st.patterns, 4);
+    assert_int_equal(st.fallback_patterns, 1);
+    kh_engine_free(e);
+    kh_detectors_free(set);
+
+    const char text[] = "a qkey='Abcdefghij0123456789' b qkey='Zbcdefghij0123456789\" c\n";
+    collector *c = calloc(1, sizeof *c);
+    scan_with(text, strlen(text), 0, c);
+    assert_int_equal(c->n, 1);
+    assert_string_equal(c->items[0].id, "test-backref");
+    assert_string_equal(c->items[0].secret, "Abcdefghij0123456789");
+    /* Same result in tiny blocks. */
+    scan_with(text, strlen(text), 5, c);
+    assert_int_equal(c->n, 1);
+    free(c);
+}
+
+static void test_required_companion(void **state)
+{
+    (void)state;
+    const char with[] = "id: PID0123456789ABC\nother\npsecret = abcdefghijABCDEFGHIJ0123456789\n";
+    const char without[] = "id: PID0123456789ABC\nother\n\n\n\n\n\n"
+                           "psecret = abcdefghijABCDEFGHIJ0123456789\n";
+    collector *c = calloc(1, sizeof *c);
+    scan_with(with, strlen(with), 0, c);
+    assert_int_equal(c->n, 1);
+    assert_string_equal(c->items[0].companion, "secret=abcdefghijABCDEFGHIJ0123456789");
+    scan_with(without, strlen(without), 0, c);
+    assert_int_equal(c->n, 0);
+    free(c);
+}
+
+static void test_empty_and_binary_input(void **state)
+{
+    (void)state;
+    collector *c = calloc(1, sizeof *c);
+    scan_with("", 0, 0, c);
+    assert_int_equal(c->n, 0);
+    uint8_t *bin = malloc(1 << 16);
+    unsigned x = 1;
+    for (size_t i = 0; i < (1 << 16); i++) {
+        x = x * 1664525u + 1013904223u;
+        bin[i] = (uint8_t)(x >> 24);
+    }
+    scan_with((const char *)bin, 1 << 16, 0, c);
+    assert_true(c->n < 4);
+    free(bin);
+    free(c);
+}
+
+static void test_decode_through_base64(void **state)
+{
+    (void)state;
+    /* base64 of "zapkey = \"AbCdEfGhIjKlMnOpQr12\"" */
+    const char text[] = "data:\n  cfg: emFwa2V5ID0gIkFiQ2RFZkdoSWpLbE1uT3BRcjEyIg==\n";
+    kh_detectors *set = make_set();
+    kh_engine *e = NULL;
+    kh_error err = {0};
+    kh_engine_opts o = {.decode_depth = 2};
+    assert_int_equal(kh_engine_compile(set, &o, &e, &err), KH_OK);
+    kh_scratch *s = NULL;
+    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
+    collector *c = calloc(1, sizeof *c);
+    kh_chunk ch = {.data = (const uint8_t *)text, .len = strlen(text), .path = "k8s.yaml"};
+    assert_int_equal(kh_scan(e, s, &ch, collect, c), KH_OK);
+    assert_int_equal(c->n, 1);
+    assert_string_equal(c->items[0].secret, "AbCdEfGhIjKlMnOpQr12");
+    assert_string_equal(c->items[0].decoded, "base64>");
+    assert_int_equal(c->items[0].line, 2);
+    assert_int_equal(c->items[0].column, 8);
+    /* The same engine with decoding off in a fresh compile finds nothing. */
+    kh_scratch_free(s);
+    kh_engine_free(e);
+    o.decode_depth = 0;
+    assert_int_equal(kh_engine_compile(set, &o, &e, &err), KH_OK);
+    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
+    c->n = 0;
+    assert_int_equal(kh_scan(e, s, &ch, collect, c), KH_OK);
+    assert_int_equal(c->n, 0);
+    kh_scratch_free(s);
+    kh_engine_free(e);
+    kh_detectors_free(set);
+    free(c);
+}
+
+static void test_embedded_set_compiles(void **state)
+{
+    (void)state;
+    kh_detectors *set = kh_detectors_embedded();
+    assert_non_null(set);
+    kh_engine *e = NULL;
+    kh_error err = {0};
+    int rc = kh_engine_compile(set, NULL, &e, &err);
+    if (rc != KH_OK)
+        fail_msg("%s", err.message);
+    kh_engine_free(e);
+    kh_detectors_free(set);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_capture_group_and_position),
+        cmocka_unit_test(test_word_boundary_rejects_longer_run),
+        cmocka_unit_test(test_many_secrets_in_one_buffer),
+        cmocka_unit_test(test_block_size_independence),
+        cmocka_unit_test(test_fallback_pattern_is_not_dropped),
+        cmocka_unit_test(test_required_companion),
+        cmocka_unit_test(test_empty_and_binary_input),
+        cmocka_unit_test(test_decode_through_base64),
+        cmocka_unit_test(test_embedded_set_compiles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
