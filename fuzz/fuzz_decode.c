@@ -8,7 +8,7 @@
  * single decoders with out_cap == len, which must always be enough.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *       fuzz/fuzz_decode.c src/decode/*.c -o fuzz_decode
+ *       fuzz/fuzz_decode.c src/decode/decode.c -o fuzz_decode
  *   ./fuzz_decode -max_total_time=60 fuzz/corpus/decode
  */
 #include <stdint.h>

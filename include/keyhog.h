@@ -124,6 +124,10 @@ typedef struct kh_engine_opts {
     size_t block_size;       /* bytes per scan block; 0 = default (8 MiB) */
     int decode_depth;        /* decode-through nesting; -1 = default (3), 0 = off */
     size_t decode_max_bytes; /* decoded bytes per chunk; 0 = default (16 MiB) */
+    const void *cache;       /* bytes from kh_engine_serialize of an earlier run, or
+                                NULL; used only if made from the same detector set
+                                and Vectorscan version, ignored otherwise */
+    size_t cache_len;
 } kh_engine_opts;
 
 /* Compiles every pattern of `set` into one immutable engine.  The engine
@@ -131,6 +135,12 @@ typedef struct kh_engine_opts {
 int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts,
                       kh_engine **out, kh_error *err);
 void kh_engine_free(kh_engine *engine);
+
+/* The compiled databases as bytes (free with free()), to hand back through
+ * kh_engine_opts.cache next time and skip compilation. */
+int kh_engine_serialize(const kh_engine *engine, void **out, size_t *len);
+/* 1 if the engine was built from kh_engine_opts.cache. */
+int kh_engine_from_cache(const kh_engine *engine);
 
 /* How the engine placed patterns: on Vectorscan, or on the PCRE2 fallback. */
 typedef struct kh_engine_stats {

@@ -15,11 +15,17 @@ enum { EXIT_CLEAN = 0, EXIT_FINDINGS = 1, EXIT_ERROR = 2 };
 
 int cli_scan(int argc, char **argv);
 int cli_detectors(int argc, char **argv);
+int cli_baseline(int argc, char **argv);
 
 /* Loads the embedded detectors plus each --detectors directory (later ones
  * override earlier ones by id).  Prints warnings and errors to stderr;
  * returns NULL on a fatal error. */
 kh_detectors *cli_load_detectors(char **dirs, int ndirs, int quiet);
+
+/* kh_engine_compile through the on-disk cache of compiled databases
+ * ($KEYHOG_CACHE_DIR, else $XDG_CACHE_HOME/keyhog, else ~/.cache/keyhog). */
+int cli_engine_compile(const kh_detectors *set, kh_engine_opts *opts, int use_cache,
+                       kh_engine **out, kh_error *err);
 
 /* "32M", "1G", "4096" -> bytes; -1 if malformed. */
 long long cli_parse_size(const char *s);

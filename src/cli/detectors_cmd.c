@@ -51,7 +51,7 @@ static int run_tests(kh_detectors *set, char **ids, int nids, int verbose)
     kh_engine *engine = NULL;
     kh_error err = {0};
     kh_engine_opts eo = {.decode_depth = 0};
-    if (kh_engine_compile(set, &eo, &engine, &err) != KH_OK) {
+    if (cli_engine_compile(set, &eo, 1, &engine, &err) != KH_OK) {
         cli_error("%s", err.message);
         return EXIT_ERROR;
     }

@@ -18,6 +18,8 @@ static const char usage[] =
     "  scan [PATH ...]     scan files and directories (default .), or - for stdin\n"
     "  detectors           list detectors (--json), or `detectors test` to run\n"
     "                      every detector's own examples\n"
+    "  baseline create     record current findings (-o FILE) so that\n"
+    "                      `scan --baseline FILE` reports only new ones\n"
     "\n"
     "options:\n"
     "  -h, --help          this help; `keyhog scan --help` for scan options\n"
@@ -109,6 +111,8 @@ int main(int argc, char **argv)
         return cli_scan(argc - 1, argv + 1);
     if (!strcmp(cmd, "detectors"))
         return cli_detectors(argc - 1, argv + 1);
+    if (!strcmp(cmd, "baseline"))
+        return cli_baseline(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try keyhog --help)", cmd);
     return EXIT_ERROR;
 }

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/pipeline.h"
+#include "triage/triage.h"
 
 #define QUEUE_ITEMS 1024
 #define QUEUE_BYTES (256u << 20)
@@ -77,46 +78,11 @@ void findings_vec_free(findings_vec *v)
     memset(v, 0, sizeof *v);
 }
 
-/* "keyhog:ignore" or "keyhog:ignore=ID" on the finding's line or the line
- * above silences it. */
-static int ignored_inline(const uint8_t *d, size_t len, size_t at, const char *id)
-{
-    size_t ls = at;
-    while (ls > 0 && d[ls - 1] != '\n')
-        ls--;
-    size_t prev = ls;
-    if (prev > 0) {
-        prev--;
-        while (prev > 0 && d[prev - 1] != '\n')
-            prev--;
-    }
-    const uint8_t *le = memchr(d + at, '\n', len - at);
-    size_t end = le ? (size_t)(le - d) : len;
-    static const char tag[] = "keyhog:ignore";
-    const size_t tl = sizeof tag - 1;
-    for (size_t i = prev; i + tl <= end; i++) {
-        if (d[i] != 'k' || memcmp(d + i, tag, tl) != 0)
-            continue;
-        size_t j = i + tl;
-        if (j >= end || d[j] != '=')
-            return 1;
-        size_t idl = strlen(id);
-        if (j + 1 + idl <= end && !memcmp(d + j + 1, id, idl) &&
-            (j + 1 + idl == end || !(d[j + 1 + idl] == '-' || (d[j + 1 + idl] >= 'a' && d[j + 1 + idl] <= 'z') ||
-                                     (d[j + 1 + idl] >= '0' && d[j + 1 + idl] <= '9'))))
-            return 1;
-    }
-    return 0;
-}
-
 static int on_finding(const kh_finding *f, void *ctx)
 {
     worker *w = ctx;
-    const scan_config *cfg = &w->p->cfg;
-    if ((int)f->detector->severity < cfg->min_severity || f->confidence < cfg->min_confidence)
-        return 0;
     size_t at = (size_t)f->offset;
-    if (at < w->len && ignored_inline(w->data, w->len, at, f->detector->id)) {
+    if (at < w->len && triage_inline_ignored(w->data, w->len, at, f->detector->id)) {
         w->suppressed++;
         return 0;
     }

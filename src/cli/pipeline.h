@@ -18,8 +18,6 @@ typedef struct scan_config {
     const kh_engine *engine;
     int threads;
     uint64_t max_file_size;
-    int min_severity;
-    double min_confidence;
     int no_archives;
     int quiet;
 } scan_config;

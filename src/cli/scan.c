@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/config.h"
 #include "cli/pipeline.h"
 
 static const char scan_usage[] =
@@ -33,6 +34,9 @@ static const char scan_usage[] =
     "      --min-severity LVL  info (default), low, medium, high or critical\n"
     "      --min-confidence X  drop findings below confidence X in [0,1] (default 0)\n"
     "      --detectors DIR     add or override detectors from DIR/*.toml (repeatable)\n"
+    "      --config FILE       read FILE instead of the nearest .keyhog.toml\n"
+    "      --no-config         read no config file\n"
+    "      --baseline FILE     report only findings not in FILE (keyhog baseline create)\n"
     "\n"
     "input:\n"
     "      --no-ignore         do not honour .gitignore / .keyhogignore files\n"
@@ -45,6 +49,7 @@ static const char scan_usage[] =
     "performance:\n"
     "  -j, --threads N         worker threads (default: all cores)\n"
     "      --block-size N      engine block size (for testing; default 8M)\n"
+    "      --no-cache          do not read or write the compiled-detector cache\n"
     "\n"
     "exit status: 0 no findings, 1 findings, 2 usage, configuration or fatal error\n";
 
@@ -62,6 +67,10 @@ enum {
     OPT_BLOCK_SIZE,
     OPT_COLOR,
     OPT_NO_DEDUPE,
+    OPT_CONFIG,
+    OPT_NO_CONFIG,
+    OPT_BASELINE,
+    OPT_NO_CACHE,
 };
 
 static const struct option scan_options[] = {
@@ -83,6 +92,10 @@ static const struct option scan_options[] = {
     {"block-size", required_argument, 0, OPT_BLOCK_SIZE},
     {"color", required_argument, 0, OPT_COLOR},
     {"no-dedupe", no_argument, 0, OPT_NO_DEDUPE},
+    {"config", required_argument, 0, OPT_CONFIG},
+    {"no-config", no_argument, 0, OPT_NO_CONFIG},
+    {"baseline", required_argument, 0, OPT_BASELINE},
+    {"no-cache", no_argument, 0, OPT_NO_CACHE},
     {0, 0, 0, 0},
 };
 
@@ -102,6 +115,12 @@ typedef struct scan_args {
     const char *stdin_name;
     int decode_depth;
     long long block_size;
+    const char *config;
+    int no_config;
+    const char *baseline;
+    int set_min_severity, set_min_confidence, set_max_file_size;
+    int baseline_create; /* `keyhog baseline create` */
+    int no_cache;
 } scan_args;
 
 static int parse_args(int argc, char **argv, scan_args *a)
@@ -143,6 +162,7 @@ static int parse_args(int argc, char **argv, scan_args *a)
                 cli_error("--min-severity: unknown level '%s'", optarg);
                 return -1;
             }
+            a->set_min_severity = 1;
             break;
         case OPT_MIN_CONFIDENCE:
             a->min_confidence = strtod(optarg, &end);
@@ -150,6 +170,7 @@ static int parse_args(int argc, char **argv, scan_args *a)
                 cli_error("--min-confidence: expected a number in [0, 1], got '%s'", optarg);
                 return -1;
             }
+            a->set_min_confidence = 1;
             break;
         case OPT_DETECTORS:
             if (a->ndetector_dirs == 32) {
@@ -167,6 +188,7 @@ static int parse_args(int argc, char **argv, scan_args *a)
                 return -1;
             }
             a->walk.max_file_size = (uint64_t)v;
+            a->set_max_file_size = 1;
             break;
         }
         case OPT_STDIN_NAME: a->stdin_name = optarg; break;
@@ -198,6 +220,10 @@ static int parse_args(int argc, char **argv, scan_args *a)
             }
             break;
         case OPT_NO_DEDUPE: a->dedupe = 0; break;
+        case OPT_CONFIG: a->config = optarg; break;
+        case OPT_NO_CONFIG: a->no_config = 1; break;
+        case OPT_BASELINE: a->baseline = optarg; break;
+        case OPT_NO_CACHE: a->no_cache = 1; break;
         default:
             fputs("try: keyhog scan --help\n", stderr);
             return -1;
@@ -355,43 +381,118 @@ static int write_report(const scan_args *a, const report_opts *ro, findings_vec 
     return ok ? 0 : -1;
 }
 
-int cli_scan(int argc, char **argv)
+/* Applies the config file under the command line: flags win. */
+static int apply_config(scan_args *a, const char *first_path, cli_config *c)
+{
+    memset(c, 0, sizeof *c);
+    if (a->no_config)
+        return 0;
+    char *path = a->config ? strdup(a->config) : config_find(first_path);
+    if (!path)
+        return 0;
+    char err[600];
+    int rc = config_load(path, c, err, sizeof err);
+    free(path);
+    if (rc) {
+        cli_error("%s", err);
+        return -1;
+    }
+    if (c->has_min_confidence && !a->set_min_confidence)
+        a->min_confidence = c->min_confidence;
+    if (c->has_min_severity && !a->set_min_severity)
+        a->min_severity = c->min_severity;
+    if (c->has_max_file_size && !a->set_max_file_size)
+        a->walk.max_file_size = c->max_file_size;
+    return 0;
+}
+
+/* Severity overrides, thresholds, allowlist and baseline, after dedupe so a
+ * baseline entry silences every location of its secret. */
+static void filter_findings(findings_vec *v, const scan_args *a, const cli_config *c,
+                            const triage_allowlist *allow, triage_baseline *base,
+                            report_stats *st)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        report_finding *f = &v->items[i];
+        for (size_t k = 0; k < c->override_count; k++)
+            if (!strcmp(c->overrides[k].id, f->detector->id))
+                f->severity = (kh_severity)c->overrides[k].severity;
+        int drop = (int)f->severity < a->min_severity || f->confidence < a->min_confidence;
+        if (!drop && (triage_allowlist_match(allow, f->locations[0].path,
+                                             (const uint8_t *)f->secret, f->secret_len) ||
+                      triage_baseline_contains(base, f->fingerprint))) {
+            drop = 1;
+            st->suppressed++;
+        }
+        if (drop)
+            report_finding_clear(f);
+        else
+            v->items[w++] = *f;
+    }
+    v->count = w;
+}
+
+static int scan_main(int argc, char **argv, int baseline_create)
 {
     scan_args a;
     int pr = parse_args(argc, argv, &a);
     if (pr != 0)
         return pr > 0 ? EXIT_CLEAN : EXIT_ERROR;
+    a.baseline_create = baseline_create;
+    if (baseline_create && !a.output) {
+        cli_error("baseline create: -o FILE is required");
+        return EXIT_ERROR;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    char *default_paths[] = {".", NULL};
+    char **paths = optind < argc ? argv + optind : default_paths;
+    int npaths = optind < argc ? argc - optind : 1;
 
-    kh_detectors *set = cli_load_detectors(a.detector_dirs, a.ndetector_dirs, a.quiet);
-    if (!set)
+    cli_config conf;
+    if (apply_config(&a, strcmp(paths[0], "-") ? paths[0] : ".", &conf))
         return EXIT_ERROR;
-    kh_engine_opts eo = {.block_size = (size_t)a.block_size, .decode_depth = a.decode_depth};
+    char *dirs[64];
+    int ndirs = 0;
+    for (size_t i = 0; i < conf.detector_dir_count && ndirs < 32; i++)
+        dirs[ndirs++] = conf.detector_dirs[i];
+    for (int i = 0; i < a.ndetector_dirs; i++)
+        dirs[ndirs++] = a.detector_dirs[i];
+    char err_text[600];
+    triage_allowlist *allow = NULL;
+    triage_baseline base = {0};
+    kh_detectors *set = NULL;
     kh_engine *engine = NULL;
+    int status = EXIT_ERROR;
+    if (!(allow = config_allowlist(&conf, err_text, sizeof err_text))) {
+        cli_error("%s", err_text);
+        goto out;
+    }
+    if (a.baseline && baseline_load(a.baseline, &base, err_text, sizeof err_text)) {
+        cli_error("%s", err_text);
+        goto out;
+    }
+    if (!(set = cli_load_detectors(dirs, ndirs, a.quiet)))
+        goto out;
+    for (size_t i = 0; i < conf.disabled_count; i++)
+        if (kh_detectors_remove(set, conf.disabled[i]) != KH_OK && !a.quiet)
+            cli_error("%s: disable: no detector '%s'", conf.path, conf.disabled[i]);
+    kh_engine_opts eo = {.block_size = (size_t)a.block_size, .decode_depth = a.decode_depth};
     kh_error err = {0};
-    if (kh_engine_compile(set, &eo, &engine, &err) != KH_OK) {
+    if (cli_engine_compile(set, &eo, !a.no_cache, &engine, &err) != KH_OK) {
         cli_error("%s", err.message);
-        kh_detectors_free(set);
-        return EXIT_ERROR;
+        goto out;
     }
     scan_config cfg = {
         .engine = engine,
         .threads = a.threads,
         .max_file_size = a.walk.max_file_size,
-        .min_severity = a.min_severity,
-        .min_confidence = a.min_confidence,
         .quiet = a.quiet,
     };
     pipeline *p = pipeline_start(&cfg);
-    if (!p) {
-        kh_engine_free(engine);
-        kh_detectors_free(set);
-        return EXIT_ERROR;
-    }
-    char *default_paths[] = {".", NULL};
-    char **paths = optind < argc ? argv + optind : default_paths;
-    int npaths = optind < argc ? argc - optind : 1;
+    if (!p)
+        goto out;
     int fatal = 0;
     for (int i = 0; i < npaths; i++) {
         if (!strcmp(paths[i], "-")) {
@@ -405,8 +506,9 @@ int cli_scan(int argc, char **argv)
     report_stats stats = {0};
     pipeline_finish(p, &found, &stats);
     qsort(found.items, found.count, sizeof *found.items, cmp_finding);
-    if (a.dedupe)
+    if (a.dedupe || baseline_create)
         dedupe(&found);
+    filter_findings(&found, &a, &conf, allow, &base, &stats);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats.elapsed_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     stats.findings = found.count;
@@ -422,9 +524,38 @@ int cli_scan(int argc, char **argv)
     if (!a.quiet)
         report_summary(stderr, &stats, found.items, found.count,
                        a.color > 0 || (a.color < 0 && isatty(2) && !getenv("NO_COLOR")));
-    int status = fatal ? EXIT_ERROR : found.count ? EXIT_FINDINGS : EXIT_CLEAN;
+    status = fatal ? EXIT_ERROR
+           : baseline_create ? EXIT_CLEAN
+           : found.count ? EXIT_FINDINGS : EXIT_CLEAN;
     findings_vec_free(&found);
+out:
     kh_engine_free(engine);
     kh_detectors_free(set);
+    triage_allowlist_free(allow);
+    triage_baseline_clear(&base);
+    config_free(&conf);
     return status;
+}
+
+int cli_scan(int argc, char **argv)
+{
+    return scan_main(argc, argv, 0);
+}
+
+int cli_baseline(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "create") != 0) {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            fputs("usage: keyhog baseline create [scan options] -o FILE [PATH ...]\n"
+                  "\n"
+                  "Scans like `keyhog scan` and writes the fingerprints of every finding to\n"
+                  "FILE (sorted JSON).  `keyhog scan --baseline FILE` then reports only\n"
+                  "findings that are not in it; moving a secret does not make it new.\n",
+                  stdout);
+            return EXIT_CLEAN;
+        }
+        cli_error("usage: keyhog baseline create [scan options] -o FILE [PATH ...]");
+        return EXIT_ERROR;
+    }
+    return scan_main(argc - 1, argv + 1, 1);
 }

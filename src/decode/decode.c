@@ -2,17 +2,20 @@
  * decode.c - decode-through: find the spans of a buffer that look encoded,
  * decode them, and keep those whose decoding is text a secret could hide in.
  *
- * Shape.  One linear pass per encoding (base64/base64url, hex, percent,
- * backslash escapes, quoted-printable, HTML entities).  Each pass cuts the
- * input into maximal "runs" of the characters its encoding can produce, so a
- * byte is looked at a small constant number of times whatever the input:
- * there is no backtracking and no rescanning from every offset.  A run is
- * decoded straight into result->buf; if the decoding is not mostly printable
- * text it is rolled back (len is simply not advanced), so a rejected span
- * costs no budget and no memory beyond its own size.  Passes are independent,
- * which keeps each one small and testable; spans of different encodings may
- * overlap (an URL that holds HTML entities is both), and the engine scans
- * both decodings.  At the end the spans of this call are sorted by offset.
+ * Shape.  One linear pass per family, each cutting the input into maximal
+ * "runs" of the characters its encoding can produce, so a byte is looked at
+ * a small constant number of times whatever the input: no backtracking, no
+ * rescanning from every offset.  This runs on every chunk the engine sees,
+ * so the passes are built to skip: the base64 pass probes one byte in 20
+ * (no shorter run matters) and finds hex inside the long base64 runs it
+ * already has (hex digits are base64 characters); the percent, backslash,
+ * quoted-printable and HTML passes memchr to their escape character and
+ * look at a run only around a valid escape.  A run is decoded straight into
+ * result->buf; if the decoding is not text it is rolled back (len is simply
+ * not advanced), so a rejected span costs no budget and no memory beyond
+ * its own size.  Spans of different encodings may overlap (an URL holding
+ * HTML entities is both) and the engine scans both decodings.  At the end
+ * the spans of this call are sorted by offset.
  *
  * Why these gates.  Almost every long identifier, path or hash is made of
  * base64 or hex characters, so the alphabet alone says little.  What decides
@@ -520,21 +523,21 @@ long decode_percent(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap)
 /* Result                                                               */
 /* ------------------------------------------------------------------ */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
+/* Room for need elements in an array of cap; NULL (and *p untouched) on
+ * out of memory.  Returns the array, possibly moved. */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem, size_t first)
 {
     if (need <= *cap)
-        return 0;
+        return p;
     size_t c = *cap ? *cap : first;
     while (c < need)
         c = c > SIZE_MAX / 4 ? need : c * 2;
     if (c > SIZE_MAX / elem)
-        return -1;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
+        return NULL;
+    void *q = realloc(p, c * elem);
+    if (q)
+        *cap = c;
+    return q;
 }
 
 void decode_result_reset(decode_result *res)
@@ -586,10 +589,12 @@ static int finder_emit(finder *f, size_t start, size_t end, const char *kind, co
         r->truncated = 1;
         return 0;
     }
-    if (grow((void **)&r->buf, &r->cap, r->len + cap, 1, 4096) != 0) {
+    uint8_t *buf = grow(r->buf, &r->cap, r->len + cap, 1, 4096);
+    if (!buf) {
         f->oom = 1;
         return 0;
     }
+    r->buf = buf;
     long got = fn(f->data + start, end - start, r->buf + r->len, cap);
     if (got == CODEC_TOO_SMALL) {
         r->truncated = 1;
@@ -602,10 +607,12 @@ static int finder_emit(finder *f, size_t start, size_t end, const char *kind, co
         n--;
     if (n == 0 || !is_text(r->buf + r->len, n))
         return 0;
-    if (grow((void **)&r->spans, &r->span_cap, r->count + 1, sizeof *r->spans, 16) != 0) {
+    decode_span *spans = grow(r->spans, &r->span_cap, r->count + 1, sizeof *r->spans, 16);
+    if (!spans) {
         f->oom = 1;
         return 0;
     }
+    r->spans = spans;
     r->spans[r->count++] = (decode_span){
         .offset = start, .length = end - start, .kind = kind, .out_offset = r->len, .out_len = n};
     r->len += n;

@@ -130,6 +130,197 @@ out:
     return rc;
 }
 
+static int pattern_compiles(const kh_engine *e, uint32_t i)
+{
+    const spec_detector *d = detector_at(e->set, e->patterns[i].detector);
+    hs_database_t *db = NULL;
+    hs_compile_error_t *ce = NULL;
+    if (hs_compile(d->patterns[e->patterns[i].index].regex, HS_FLAG_SOM_LEFTMOST, HS_MODE_BLOCK,
+                   NULL, &db, &ce) != HS_SUCCESS) {
+        hs_free_compile_error(ce);
+        return 0;
+    }
+    hs_free_database(db);
+    return 1;
+}
+
+/* --- the compiled-database cache ---------------------------------------
+ * Layout: "KHDB2\n", the 32-byte key, u32 pattern count, one byte per
+ * pattern (on Vectorscan or not), then two length-prefixed serialized
+ * Vectorscan databases (main, keyword-less).  The key hashes the Vectorscan
+ * version and every pattern and keyword, so any change to the detector set
+ * or the library makes the cache stale, and a stale or corrupt cache is
+ * simply not used. */
+#include <openssl/evp.h>
+
+static const char cache_magic[6] = {'K', 'H', 'D', 'B', '2', '\n'};
+
+static void cache_key(const kh_engine *e, unsigned char key[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    const char *v = hs_version();
+    EVP_DigestUpdate(md, v, strlen(v) + 1);
+    for (uint32_t di = 0; di < e->set->count; di++) {
+        const spec_detector *d = detector_at(e->set, di);
+        for (size_t k = 0; k < d->keyword_count; k++)
+            EVP_DigestUpdate(md, d->keywords[k], strlen(d->keywords[k]) + 1);
+        for (size_t p = 0; p < d->pattern_count; p++)
+            EVP_DigestUpdate(md, d->patterns[p].regex, strlen(d->patterns[p].regex) + 1);
+        EVP_DigestUpdate(md, "\x01", 1);
+    }
+    unsigned int n = 32;
+    EVP_DigestFinal_ex(md, key, &n);
+    EVP_MD_CTX_free(md);
+}
+
+static int read_db(const unsigned char **p, const unsigned char *end, hs_database_t **db)
+{
+    uint64_t len;
+    if ((size_t)(end - *p) < sizeof len)
+        return -1;
+    memcpy(&len, *p, sizeof len);
+    *p += sizeof len;
+    if (len > (uint64_t)(end - *p))
+        return -1;
+    if (len && hs_deserialize_database((const char *)*p, (size_t)len, db) != HS_SUCCESS)
+        return -1;
+    *p += len;
+    return 0;
+}
+
+/* Uses a serialized cache if it matches this detector set exactly. */
+static int load_cache(kh_engine *e, const void *buf, size_t len)
+{
+    const unsigned char *p = buf, *end = p + len;
+    unsigned char key[32];
+    uint32_t n;
+    if (len < sizeof cache_magic + 32 + sizeof n || memcmp(p, cache_magic, sizeof cache_magic))
+        return 0;
+    p += sizeof cache_magic;
+    cache_key(e, key);
+    if (memcmp(p, key, 32))
+        return 0;
+    p += 32;
+    memcpy(&n, p, sizeof n);
+    p += sizeof n;
+    if (n != e->pattern_count || (size_t)(end - p) < n)
+        return 0;
+    const unsigned char *flags = p;
+    p += n;
+    hs_database_t *db = NULL, *un = NULL;
+    if (read_db(&p, end, &db) || read_db(&p, end, &un) || p != end) {
+        if (db)
+            hs_free_database(db);
+        if (un)
+            hs_free_database(un);
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        e->patterns[i].on_vectorscan = flags[i] != 0;
+    e->db = db;
+    e->db_unanchored = un;
+    e->from_cache = 1;
+    return 1;
+}
+
+static int append(unsigned char **buf, size_t *len, size_t *cap, const void *data, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t c = (*cap ? *cap : 4096);
+        while (c < *len + n)
+            c *= 2;
+        unsigned char *b = realloc(*buf, c);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return 0;
+}
+
+static int append_db(unsigned char **buf, size_t *len, size_t *cap, const hs_database_t *db)
+{
+    char *bytes = NULL;
+    size_t n = 0;
+    if (db && hs_serialize_database(db, &bytes, &n) != HS_SUCCESS)
+        return -1;
+    uint64_t n64 = n;
+    int rc = append(buf, len, cap, &n64, sizeof n64) || append(buf, len, cap, bytes, n);
+    free(bytes);
+    return rc ? -1 : 0;
+}
+
+int kh_engine_serialize(const kh_engine *e, void **out, size_t *out_len)
+{
+    unsigned char *buf = NULL, key[32];
+    size_t len = 0, cap = 0;
+    uint32_t n = e->pattern_count;
+    cache_key(e, key);
+    int rc = append(&buf, &len, &cap, cache_magic, sizeof cache_magic) ||
+             append(&buf, &len, &cap, key, 32) || append(&buf, &len, &cap, &n, sizeof n);
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        unsigned char f = (unsigned char)e->patterns[i].on_vectorscan;
+        rc = append(&buf, &len, &cap, &f, 1);
+    }
+    if (!rc)
+        rc = append_db(&buf, &len, &cap, e->db) || append_db(&buf, &len, &cap, e->db_unanchored);
+    if (rc) {
+        free(buf);
+        return KH_ENOMEM;
+    }
+    *out = buf;
+    *out_len = len;
+    return KH_OK;
+}
+
+int kh_engine_from_cache(const kh_engine *e)
+{
+    return e->from_cache;
+}
+
+/* The patterns of detectors without keywords, alone: a region scan (GPU
+ * candidates) must still look for them in the whole chunk. */
+static int build_unanchored(kh_engine *e, kh_error *err)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->pattern_count; i++)
+        n += e->patterns[i].on_vectorscan && !e->patterns[i].anchored;
+    if (n == 0)
+        return KH_OK;
+    const char **exprs = calloc(n, sizeof *exprs);
+    unsigned *flags = calloc(n, sizeof *flags);
+    unsigned *ids = calloc(n, sizeof *ids);
+    int rc = KH_OK;
+    if (!exprs || !flags || !ids) {
+        rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
+        goto out;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < e->pattern_count; i++) {
+        if (!e->patterns[i].on_vectorscan || e->patterns[i].anchored)
+            continue;
+        const spec_detector *d = detector_at(e->set, e->patterns[i].detector);
+        exprs[k] = d->patterns[e->patterns[i].index].regex;
+        flags[k] = HS_FLAG_SOM_LEFTMOST;
+        ids[k++] = i;
+    }
+    hs_compile_error_t *ce = NULL;
+    if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &e->db_unanchored, &ce) !=
+        HS_SUCCESS) {
+        rc = kh_error_set(err, KH_EINTERNAL, "vectorscan: %s", ce ? ce->message : "compile failed");
+        hs_free_compile_error(ce);
+        e->db_unanchored = NULL;
+    }
+out:
+    free(exprs);
+    free(flags);
+    free(ids);
+    return rc;
+}
+
 /* Recomputes which detectors need keyword literals (those with a pattern on
  * the fallback). */
 static int plan_keywords(kh_engine *e, kh_error *err)
@@ -197,11 +388,23 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
         np += set->items[i]->pattern_count;
     e->patterns = calloc(np + 1, sizeof *e->patterns);
     e->companions = calloc(set->count + 1, sizeof *e->companions);
+    e->detector_width = calloc(set->count + 1, sizeof *e->detector_width);
     e->match_context = pcre2_match_context_create(NULL);
-    if (!e->patterns || !e->companions || !e->match_context) {
+    size_t nkw = 0;
+    for (size_t i = 0; i < set->count; i++)
+        nkw += set->items[i]->keyword_count;
+    e->all_keywords = calloc(nkw + 1, sizeof *e->all_keywords);
+    e->all_keyword_detector = calloc(nkw + 1, sizeof *e->all_keyword_detector);
+    if (!e->patterns || !e->companions || !e->detector_width || !e->match_context ||
+        !e->all_keywords || !e->all_keyword_detector) {
         rc = kh_error_set(err, KH_ENOMEM, "out of memory");
         goto fail;
     }
+    for (uint32_t di = 0; di < set->count; di++)
+        for (size_t k = 0; k < set->items[di]->keyword_count; k++) {
+            e->all_keywords[e->all_keyword_count] = set->items[di]->keywords[k];
+            e->all_keyword_detector[e->all_keyword_count++] = di;
+        }
     pcre2_set_match_limit(e->match_context, ENGINE_PCRE2_MATCH_LIMIT);
     pcre2_set_depth_limit(e->match_context, 10000);
 
@@ -219,6 +422,8 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
             snprintf(what, sizeof what, "pattern %zu", pi + 1);
             p->detector = di;
             p->index = (uint32_t)pi;
+            p->anchored = d->keyword_count > 0;
+            e->unanchored_count += !p->anchored;
             p->group = d->patterns[pi].group;
             p->re = compile_pcre2(d->patterns[pi].regex, d->id, what, err);
             if (!p->re) {
@@ -232,15 +437,18 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
             hs_compile_error_t *ce = NULL;
             if (hs_expression_info(d->patterns[pi].regex, HS_FLAG_SOM_LEFTMOST, &info, &ce) ==
                 HS_SUCCESS) {
-                p->on_vectorscan = 1;
+                p->on_vectorscan = 1; /* confirmed by pattern_compiles unless cached */
                 p->max_width = info->max_width;
                 free(info);
                 unsigned w = p->max_width > ENGINE_MAX_OVERLAP ? ENGINE_MAX_OVERLAP
                                                                : p->max_width;
                 if (w > overlap)
                     overlap = w;
+                if (w > e->detector_width[di])
+                    e->detector_width[di] = w;
             } else {
                 hs_free_compile_error(ce);
+                e->detector_width[di] = ENGINE_MAX_OVERLAP;
             }
         }
         if (d->companion_count) {
@@ -267,7 +475,21 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
     }
     e->overlap = overlap + 64;
 
+    if (!(opts && opts->cache && load_cache(e, opts->cache, opts->cache_len))) {
+        /* Some patterns pass the parser but not SOM compilation ("pattern
+         * too large"): finding them alone is much cheaper than failing the
+         * whole database once per pattern. */
+        for (uint32_t i = 0; i < e->pattern_count; i++)
+            if (e->patterns[i].on_vectorscan && !pattern_compiles(e, i))
+                e->patterns[i].on_vectorscan = 0;
+    }
     for (;;) {
+        if (e->from_cache)
+            break;
+        if (e->db) {
+            hs_free_database(e->db);
+            e->db = NULL;
+        }
         if ((rc = plan_keywords(e, err)) != KH_OK)
             goto fail;
         uint32_t refused;
@@ -277,6 +499,12 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
         if (refused == UINT32_MAX)
             goto fail;
         e->patterns[refused].on_vectorscan = 0; /* to the PCRE2 fallback */
+    }
+    if (e->from_cache) {
+        if ((rc = plan_keywords(e, err)) != KH_OK)
+            goto fail;
+    } else if ((rc = build_unanchored(e, err)) != KH_OK) {
+        goto fail;
     }
     *out = e;
     return KH_OK;
@@ -301,12 +529,17 @@ void kh_engine_free(kh_engine *e)
         }
     }
     free(e->companions);
+    free(e->detector_width);
+    free(e->all_keywords);
+    free(e->all_keyword_detector);
     free(e->patterns);
     free(e->keyword_detector);
     free(e->keyword_index);
     free(e->fallback);
     if (e->db)
         hs_free_database(e->db);
+    if (e->db_unanchored)
+        hs_free_database(e->db_unanchored);
     pcre2_match_context_free(e->match_context);
     free(e);
 }
@@ -317,4 +550,73 @@ void kh_engine_stats_get(const kh_engine *e, kh_engine_stats *out)
     out->patterns = e->pattern_count;
     out->fallback_patterns = e->fallback_count;
     out->vectorscan_patterns = e->pattern_count - e->fallback_count;
+}
+
+size_t engine_keyword_count(const kh_engine *e)
+{
+    return e->all_keyword_count;
+}
+
+const char *engine_keyword(const kh_engine *e, size_t i, uint32_t *detector)
+{
+    if (i >= e->all_keyword_count)
+        return NULL;
+    if (detector)
+        *detector = e->all_keyword_detector[i];
+    return e->all_keywords[i];
+}
+
+typedef struct region_key {
+    size_t start, end;
+} region_key;
+
+static int cmp_region(const void *a, const void *b)
+{
+    const region_key *x = a, *y = b;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+size_t engine_regions_from_hits(const kh_engine *e, const uint64_t *hit_offsets,
+                                const uint32_t *hit_keywords, size_t nhits, size_t chunk_len,
+                                engine_region *out, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    region_key *tmp = malloc((nhits + 1) * sizeof *tmp);
+    if (!tmp) {
+        /* Out of memory: one region covering everything is still correct. */
+        out[0].start = 0;
+        out[0].end = chunk_len;
+        return 1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nhits; i++) {
+        if (hit_keywords[i] >= e->all_keyword_count || hit_offsets[i] >= chunk_len)
+            continue;
+        uint32_t d = e->all_keyword_detector[hit_keywords[i]];
+        size_t w = e->detector_width[d];
+        size_t at = (size_t)hit_offsets[i];
+        /* A match holding this keyword starts at most w bytes before the
+         * keyword's end and no later than the keyword itself. */
+        size_t kl = strlen(e->all_keywords[hit_keywords[i]]);
+        tmp[n].start = at + kl > w ? at + kl - w : 0;
+        tmp[n].end = at + 1;
+        n++;
+    }
+    qsort(tmp, n, sizeof *tmp, cmp_region);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && tmp[i].start <= out[m - 1].end) {
+            if (tmp[i].end > out[m - 1].end)
+                out[m - 1].end = tmp[i].end;
+        } else if (m < cap) {
+            out[m].start = tmp[i].start;
+            out[m].end = tmp[i].end;
+            m++;
+        } else {
+            out[m - 1].end = tmp[i].end > out[m - 1].end ? tmp[i].end : out[m - 1].end;
+        }
+    }
+    free(tmp);
+    return m;
 }

@@ -32,6 +32,7 @@ typedef struct engine_pattern {
     int group;
     unsigned max_width; /* from Vectorscan; UINT_MAX unbounded */
     int on_vectorscan;
+    int anchored; /* its detector has keywords: every match holds one */
 } engine_pattern;
 
 typedef struct engine_companion {
@@ -45,6 +46,7 @@ struct kh_engine {
     uint32_t pattern_count;
     engine_companion **companions; /* [detector][companion] */
     hs_database_t *db;             /* NULL when no pattern made it */
+    hs_database_t *db_unanchored;  /* patterns of keyword-less detectors */
     /* Vectorscan ids >= pattern_count are keyword literals of fallback
      * detectors: keyword_detector[id - pattern_count] is the detector. */
     uint32_t *keyword_detector;
@@ -53,11 +55,44 @@ struct kh_engine {
     uint32_t *fallback; /* pattern indexes on the PCRE2 fallback */
     uint32_t fallback_count;
     uint32_t max_capture; /* largest capture count of any regex */
+    uint32_t unanchored_count; /* patterns of detectors without keywords */
+    unsigned *detector_width;  /* per detector: widest match, capped at overlap */
+    const char **all_keywords; /* every detector's keywords, in set order */
+    uint32_t *all_keyword_detector;
+    size_t all_keyword_count;
     size_t block_size;
     size_t overlap;
     int decode_depth;
     size_t decode_max_bytes;
     pcre2_match_context *match_context;
+    int from_cache; /* databases came from kh_engine_opts.cache */
 };
+
+/* A stretch [start, end) of a chunk in which match starts are looked for. */
+typedef struct engine_region {
+    size_t start, end;
+} engine_region;
+
+/* kh_scan limited to regions (sorted, disjoint) for keyword-anchored
+ * patterns; patterns of detectors without keywords are looked for in the
+ * whole chunk.  With regions built by engine_regions_from_hits from every
+ * keyword occurrence, the findings equal kh_scan's: the GPU backend uses
+ * this to confirm its candidate windows with the CPU path's own code. */
+int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk,
+                        const engine_region *regions, size_t nregions, kh_on_finding cb,
+                        void *ctx);
+
+/* Keyword table for candidate finders: keyword i of the whole set, its
+ * detector, and the detector's widest match.  Keywords match ASCII
+ * case-insensitively. */
+size_t engine_keyword_count(const kh_engine *e);
+const char *engine_keyword(const kh_engine *e, size_t i, uint32_t *detector);
+
+/* Turns keyword occurrences (offset of the keyword, keyword index) into
+ * sorted disjoint regions holding every match start they imply.  Writes at
+ * most `cap` regions (merging as it goes) and returns how many. */
+size_t engine_regions_from_hits(const kh_engine *e, const uint64_t *hit_offsets,
+                                const uint32_t *hit_keywords, size_t nhits, size_t chunk_len,
+                                engine_region *out, size_t cap);
 
 #endif

@@ -72,6 +72,8 @@ struct kh_scratch {
     const uint8_t *data;
     size_t len;
     size_t window_start, own_start, own_end;
+    int region_mode;     /* scanning keyword regions: anchored patterns only */
+    int only_unanchored; /* whole-buffer pass of a region scan */
 };
 
 /* Where a buffer's findings go in the root chunk. */
@@ -91,6 +93,8 @@ int kh_scratch_alloc(const kh_engine *e, kh_scratch **out)
         return KH_ENOMEM;
     s->engine = e;
     if (e->db && hs_alloc_scratch(e->db, &s->hs) != HS_SUCCESS)
+        goto fail;
+    if (e->db_unanchored && hs_alloc_scratch(e->db_unanchored, &s->hs) != HS_SUCCESS)
         goto fail;
     s->md = pcre2_match_data_create(e->max_capture + 1, NULL);
     s->last_end = calloc(e->pattern_count + 1, sizeof *s->last_end);
@@ -161,6 +165,10 @@ static int on_report(unsigned id, unsigned long long from, unsigned long long to
     }
     size_t start = s->window_start + (size_t)from;
     if (start < s->own_start || start >= s->own_end)
+        return 0;
+    /* In region mode the anchored patterns come from the regions alone and
+     * the others from the whole-buffer pass. */
+    if (s->only_unanchored ? e->patterns[id].anchored : s->region_mode && !e->patterns[id].anchored)
         return 0;
     /* Vectorscan reports every end of a match; consecutive reports of one
      * start are one candidate. */
@@ -403,7 +411,32 @@ static int scan_decoded(kh_scratch *s, const scan_frame *f, const uint8_t *data,
     return KH_OK;
 }
 
-static int scan_buffer(kh_scratch *s, const scan_frame *f, const uint8_t *data, size_t len)
+/* Scans the windows of own regions [own_start, own_end) in order. */
+static int scan_region(kh_scratch *s, const scan_frame *f, const hs_database_t *db,
+                       size_t own_start, size_t own_end)
+{
+    const kh_engine *e = s->engine;
+    s->own_start = own_start;
+    s->own_end = own_end;
+    s->window_start = own_start > e->overlap ? own_start - e->overlap : 0;
+    size_t wend = own_end + e->overlap < s->len ? own_end + e->overlap : s->len;
+    s->ncands = 0;
+    if (db) {
+        hs_error_t rc = hs_scan(db, (const char *)s->data + s->window_start,
+                                (unsigned)(wend - s->window_start), 0, s->hs, on_report, s);
+        if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED)
+            return KH_EINTERNAL;
+    }
+    confirm_candidates(s, f);
+    return KH_OK;
+}
+
+/* Scans a whole buffer in blocks, or only the given regions (sorted,
+ * disjoint) when `regions` is set: then every pattern of a detector without
+ * keywords is still looked for everywhere, in blocks, and only the
+ * keyword-anchored patterns are limited to the regions. */
+static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t *data,
+                               size_t len, const engine_region *regions, size_t nregions)
 {
     const kh_engine *e = s->engine;
     /* Save the caller's buffer state: decoded children reuse the fields. */
@@ -413,31 +446,42 @@ static int scan_buffer(kh_scratch *s, const scan_frame *f, const uint8_t *data, 
     s->len = len;
     memset(s->last_end, 0, e->pattern_count * sizeof *s->last_end);
     memset(s->triggered, 0, e->set->count);
-    size_t block = e->block_size;
-    for (size_t own = 0; own < len || (own == 0 && len == 0); own += block) {
-        if (len == 0)
-            break;
-        s->own_start = own;
-        s->own_end = own + block < len ? own + block : len;
-        s->window_start = own > e->overlap ? own - e->overlap : 0;
-        size_t wend = s->own_end + e->overlap < len ? s->own_end + e->overlap : len;
-        s->ncands = 0;
-        if (e->db) {
-            hs_error_t rc = hs_scan(e->db, (const char *)data + s->window_start,
-                                    (unsigned)(wend - s->window_start), 0, s->hs, on_report, s);
-            if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
-                s->data = saved_data;
-                s->len = saved_len;
-                return KH_EINTERNAL;
-            }
-        }
-        confirm_candidates(s, f);
+    int rc = KH_OK;
+    s->region_mode = 0;
+    /* Everything in blocks; for a region scan only the patterns that have no
+     * keyword, from their own database. */
+    const hs_database_t *whole = regions ? e->db_unanchored : e->db;
+    if (whole) {
+        s->only_unanchored = regions != NULL;
+        for (size_t own = 0; own < len && rc == KH_OK; own += e->block_size)
+            rc = scan_region(s, f, whole, own,
+                             own + e->block_size < len ? own + e->block_size : len);
+        s->only_unanchored = 0;
     }
-    scan_fallback(s, f);
-    int rc = scan_decoded(s, f, data, len);
+    if (regions) {
+        s->region_mode = 1;
+        for (size_t i = 0; i < nregions && rc == KH_OK; i++) {
+            size_t a = regions[i].start < len ? regions[i].start : len;
+            size_t b = regions[i].end < len ? regions[i].end : len;
+            /* Regions longer than a block are cut into blocks. */
+            for (size_t own = a; own < b && rc == KH_OK; own += e->block_size)
+                rc = scan_region(s, f, e->db, own,
+                                 own + e->block_size < b ? own + e->block_size : b);
+        }
+        s->region_mode = 0;
+    }
+    if (rc == KH_OK)
+        scan_fallback(s, f);
+    if (rc == KH_OK)
+        rc = scan_decoded(s, f, data, len);
     s->data = saved_data;
     s->len = saved_len;
     return rc;
+}
+
+static int scan_buffer(kh_scratch *s, const scan_frame *f, const uint8_t *data, size_t len)
+{
+    return scan_buffer_regions(s, f, data, len, NULL, 0);
 }
 
 static int cmp_hit(const void *a, const void *b)
@@ -473,8 +517,9 @@ static void cursor_advance(line_cursor *c, const uint8_t *d, size_t to)
     }
 }
 
-int kh_scan(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk, kh_on_finding cb,
-            void *ctx)
+int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk,
+                        const engine_region *regions, size_t nregions, kh_on_finding cb,
+                        void *ctx)
 {
     if (!e || !s || !chunk || (!chunk->data && chunk->len) || s->engine != e)
         return KH_EINVAL;
@@ -484,7 +529,7 @@ int kh_scan(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk, kh_on_find
     s->cands_overflow = 0;
     s->decode_budget = e->decode_max_bytes;
     scan_frame root = {.root = chunk};
-    int rc = scan_buffer(s, &root, chunk->data, chunk->len);
+    int rc = scan_buffer_regions(s, &root, chunk->data, chunk->len, regions, nregions);
     if (rc != KH_OK)
         return rc;
     qsort(s->hits, s->nhits, sizeof *s->hits, cmp_hit);
@@ -526,5 +571,11 @@ int kh_scan(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk, kh_on_find
         if (cb && cb(&out, ctx))
             return KH_ESTOPPED;
     }
-    return KH_OK;
+    return s->cands_overflow || s->nhits >= ENGINE_MAX_FINDINGS ? KH_ELIMIT : KH_OK;
+}
+
+int kh_scan(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk, kh_on_finding cb,
+            void *ctx)
+{
+    return engine_scan_regions(e, s, chunk, NULL, 0, cb, ctx);
 }

@@ -159,4 +159,33 @@ int report_group_by_path(const report_finding *findings, size_t count, size_t *o
 /* "1.2 MB" (powers of 1000). */
 void report_human_bytes(uint64_t bytes, char *buf, size_t size);
 
+/* Reading JSON back (baselines, verification caches): a small strict
+ * parser into a tree, nesting bounded. */
+typedef enum report_jtype {
+    REPORT_JNULL,
+    REPORT_JBOOL,
+    REPORT_JNUMBER,
+    REPORT_JSTRING,
+    REPORT_JARRAY,
+    REPORT_JOBJECT
+} report_jtype;
+
+typedef struct report_jvalue {
+    report_jtype type;
+    int boolean;
+    double number;
+    char *str; /* NUL-ended; len bytes (may hold NUL) */
+    size_t len;
+    struct report_jvalue **items; /* array elements or object values */
+    char **keys;                  /* object keys */
+    size_t n, cap;
+} report_jvalue;
+
+/* Returns 0, or -1 with "line:col: message" in err. */
+int report_json_parse(const char *text, size_t len, report_jvalue **out, char *err,
+                      size_t errlen);
+void report_json_free(report_jvalue *v);
+/* Member of an object; NULL if absent or obj is not an object. */
+const report_jvalue *report_json_get(const report_jvalue *obj, const char *key);
+
 #endif

@@ -116,11 +116,9 @@ static int triage_has(const uint8_t *s, size_t n, const char *needle)
 }
 
 /* Template markers: `open`, then at least `min` bytes that `inner`
- * accepts, then `close` ("<your-key>", "${TOKEN}", "{{ .token }}",
- * "%(key)s").  `inner` never accepts the first byte of `open`, so a scan
- * that fails restarts past it and the whole test stays linear.  Requiring
- * a word-like body keeps random printable passwords, which hold a '<' and
- * a later '>' a few times in a hundred, from being called templates. */
+ * accepts, then `close` ("${TOKEN}", "{{ .token }}", "%(key)s").  `inner`
+ * never accepts the first byte of `open`, so a scan that fails restarts
+ * past it and the whole test stays linear. */
 static int triage_has_template(const uint8_t *s, size_t n, const char *open,
                                int (*inner)(uint8_t), size_t min, const char *close)
 {
@@ -139,8 +137,27 @@ static int triage_has_template(const uint8_t *s, size_t n, const char *open,
 
 static int triage_in_angle(uint8_t c)
 {
-    return isalnum(c) || c == ' ' || c == '_' || c == '-' || c == '.';
+    return isalpha(c) || c == ' ' || c == '_' || c == '-';
 }
+
+/* "<your-api-key>", "sk_live_<token>", ".../<team>/<bot>/<secret>": an
+ * angle template ends the value, and its '<' starts the value or follows a
+ * separator.  A '<' and a later '>' anywhere in the middle are common in
+ * random printable passwords (about one in a hundred of 20 characters), so
+ * they are not enough on their own. */
+static int triage_has_angle_template(const uint8_t *s, size_t n)
+{
+    if (n < 5 || s[n - 1] != '>')
+        return 0;
+    size_t j = n - 1;
+    while (j > 0 && triage_in_angle(s[j - 1]))
+        j--;
+    if (j == 0 || s[j - 1] != '<' || (n - 1) - j < 3)
+        return 0;
+    size_t lt = j - 1;
+    return lt == 0 || (s[lt - 1] != '\0' && strchr("_-/: =", s[lt - 1]) != NULL);
+}
+
 static int triage_in_braces(uint8_t c)
 {
     return c >= 0x20 && c <= 0x7e && c != '{' && c != '}' && c != '$';
@@ -234,7 +251,7 @@ int triage_is_placeholder(const uint8_t *s, size_t n)
     for (size_t i = 0; i < sizeof triage_marker_words / sizeof triage_marker_words[0]; i++)
         if (triage_has(s, n, triage_marker_words[i]))
             return 1;
-    if (triage_has_template(s, n, "<", triage_in_angle, 3, ">") ||
+    if (triage_has_angle_template(s, n) ||
         triage_has_template(s, n, "${", triage_in_braces, 1, "}") ||
         triage_has_template(s, n, "{{", triage_in_braces, 1, "}}") ||
         triage_has_template(s, n, "%(", triage_in_percent, 1, ")s") ||

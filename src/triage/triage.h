@@ -73,4 +73,31 @@ const char *triage_feature_name(size_t i); /* NULL past the end */
  * tools/train says how it was chosen). */
 double triage_min_confidence_default(void);
 
+/* --- suppression (suppress.c) --- */
+
+/* True when "keyhog:ignore" (or "keyhog:ignore=<id>" naming this
+ * detector) is on the line holding offset `at`, or on the line above. */
+int triage_inline_ignored(const uint8_t *data, size_t len, size_t at, const char *id);
+
+/* Allowlist from the config file: gitignore-style path globs, exact
+ * secrets, and regexes over the secret. */
+typedef struct triage_allowlist triage_allowlist;
+triage_allowlist *triage_allowlist_new(void);
+int triage_allowlist_paths(triage_allowlist *a, const char *globs, size_t len); /* one per line */
+int triage_allowlist_secret(triage_allowlist *a, const char *secret);
+int triage_allowlist_regex(triage_allowlist *a, const char *regex, char *err, size_t errlen);
+int triage_allowlist_match(const triage_allowlist *a, const char *path, const uint8_t *secret,
+                           size_t len);
+void triage_allowlist_free(triage_allowlist *a);
+
+/* Baseline: the fingerprints of findings already known. */
+typedef struct triage_baseline {
+    char **fingerprints;
+    size_t count;
+    int sorted;
+} triage_baseline;
+int triage_baseline_add(triage_baseline *b, const char *fingerprint);
+int triage_baseline_contains(triage_baseline *b, const char *fingerprint); /* sorts once */
+void triage_baseline_clear(triage_baseline *b);
+
 #endif

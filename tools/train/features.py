@@ -147,7 +147,20 @@ def _isalnum(c):
 
 
 def _in_angle(c):
-    return _isalnum(c) or c in b" _-."
+    return c in ALPHA or c in b" _-"
+
+
+def _has_angle_template(s):
+    n = len(s)
+    if n < 5 or s[n - 1] != ord(">"):
+        return False
+    j = n - 1
+    while j > 0 and _in_angle(s[j - 1]):
+        j -= 1
+    if j == 0 or s[j - 1] != ord("<") or (n - 1) - j < 3:
+        return False
+    lt = j - 1
+    return lt == 0 or s[lt - 1] in b"_-/: ="
 
 
 def _in_braces(c):
@@ -201,7 +214,7 @@ def is_placeholder(s):
         return True
     if any(w in s for w in MARKER_WORDS):
         return True
-    if (_has_template(s, b"<", _in_angle, 3, b">")
+    if (_has_angle_template(s)
             or _has_template(s, b"${", _in_braces, 1, b"}")
             or _has_template(s, b"{{", _in_braces, 1, b"}}")
             or _has_template(s, b"%(", _in_percent, 1, b")s")

@@ -153,6 +153,15 @@ def edge_inputs():
          "so": 22, "sl": 40, "path": b"spec/fixtures/keys_spec.rb", "checksum": -1, "decoded": 0},
         {"keywords": [], "data": b"x" * 2000, "so": 1000, "sl": 32, "path": b"yarn.lock",
          "checksum": 0, "decoded": 0},
+        # A key word just inside, and just outside, the context window.
+        {"keywords": [], "data": b"api " + b"z" * 500 + b" = Q7wE9rT2yU4iO6pA8sD0", "so": 507,
+         "sl": 20, "path": b"a.py", "checksum": 0, "decoded": 0},
+        {"keywords": [], "data": b"api " + b"z" * 520 + b" = Q7wE9rT2yU4iO6pA8sD0 # sha1", "so": 527,
+         "sl": 20, "path": b"a.py", "checksum": 0, "decoded": 0},
+        {"keywords": [], "data": b"Q7wE9rT2yU4iO6pA8sD0 " + b"z" * 500 + b" getenv", "so": 0,
+         "sl": 20, "path": b"a.py", "checksum": 0, "decoded": 0},
+        {"keywords": [], "data": b"Q7wE9rT2yU4iO6pA8sD0 " + b"z" * 510 + b" getenv", "so": 0,
+         "sl": 20, "path": b"a.py", "checksum": 0, "decoded": 0},
     ]
     return out
 
