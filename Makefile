@@ -32,9 +32,16 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit cli-test scan bench clean asan fuzz format gpu
+# The GPU backend, only where nvcc exists (the `gpu` section below).
+NVCC      ?= $(shell command -v nvcc 2>/dev/null)
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -Werror all-warnings \
+             -cudart static -gencode arch=compute_80,code=sm_80 \
+             -gencode arch=compute_90,code=[sm_90,compute_90]
+GPU_LIB   := $(if $(NVCC),$(BUILD)/libkeyhog_gpu.so)
 
-all: $(DEPS_STAMP) $(BUILD)/keyhog $(BUILD)/libkeyhog.a
+.PHONY: all deps test unit cli-test scan bench clean asan fuzz fuzz-build format gpu
+
+all: $(DEPS_STAMP) $(BUILD)/keyhog $(BUILD)/libkeyhog.a $(GPU_LIB)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/setup.sh
@@ -77,8 +84,49 @@ asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
+# libFuzzer targets (fuzz/fuzz_*.c, see fuzz/README.md): the library is built
+# with clang and fuzzer-no-link instrumentation into build-fuzz/, each target
+# linked against it, then each runs FUZZ_SECONDS from fuzz/corpus/<name>.
+# FUZZ_TARGETS="fuzz_scan fuzz_toml" picks some.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard fuzz/fuzz_*.c)))
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN)" fuzz-build
+	@sh fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/libkeyhog.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< -o $@ $(LDFLAGS) $(BUILD)/libkeyhog.a $(LDLIBS)
+
+# Exit status 1 means "findings", which is a result, not a failure of make.
 scan: all
-	$(BUILD)/keyhog scan .
+	$(BUILD)/keyhog scan . || [ $$? -eq 1 ]
+
+# GPU backend (docs/gpu.md): a shared object of its own, built only where
+# nvcc is on PATH (NVCC, GPU_LIB above), with the CUDA runtime linked in
+# statically; the keyhog binary dlopens it and never links CUDA, so nothing
+# here can fail without nvcc.  `make gpu` also builds the device benchmark.
+
+$(BUILD)/libkeyhog_gpu.so: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -shared -Iinclude -Isrc $< -o $@
+
+$(BUILD)/keyhog_gpu_bench: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -DKH_GPU_BENCH -Iinclude -Isrc $< -o $@
+
+ifneq ($(NVCC),)
+gpu: $(GPU_LIB) $(BUILD)/keyhog_gpu_bench
+else
+gpu:
+	@echo "nvcc not found: the GPU backend is not built (the CPU path needs nothing)"
+endif
 
 bench: all
 	@sh bench/run.sh $(BUILD)
@@ -87,6 +135,6 @@ format:
 	clang-format -i include/*.h src/*/*.[ch] tests/*/*.c tools/*.c
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

@@ -194,6 +194,48 @@ typedef int (*kh_on_finding)(const kh_finding *finding, void *ctx);
 int kh_scan(const kh_engine *engine, kh_scratch *scratch, const kh_chunk *chunk,
             kh_on_finding cb, void *ctx);
 
+/* ------------------------------------------------------------------ */
+/* GPU backend                                                          */
+/* ------------------------------------------------------------------ */
+
+/* The GPU finds where keywords occur in a batch of chunks; the CPU confirms
+ * with the same code as kh_scan, so findings are identical.  The backend is
+ * a separate libkeyhog_gpu.so loaded at run time (next to the executable,
+ * or $KEYHOG_GPU_LIB, or the default library path): without it, or without
+ * a device, kh_gpu_open fails with KH_EUNSUPPORTED and callers use the CPU. */
+typedef struct kh_gpu kh_gpu;
+
+typedef struct kh_gpu_opts {
+    int device;             /* the device to use when all_devices is 0 */
+    int all_devices;        /* one session per visible device, batches round
+                               robin; opts NULL means all devices */
+    int no_persistent;      /* skip the resident kernel; one launch per batch */
+    const char *library;    /* path of libkeyhog_gpu.so; NULL = search */
+    const char *force_fail; /* test hook "load", "open", "persistent", "launch";
+                               NULL = $KEYHOG_GPU_FORCE_FAIL */
+    int quiet;              /* no line on stderr when a mode is dropped */
+} kh_gpu_opts;
+
+/* Opens sessions (device buffers stay resident until kh_gpu_close).  The
+ * kh_gpu may be shared by threads; `engine` must outlive it. */
+int kh_gpu_open(const kh_engine *engine, const kh_gpu_opts *opts, kh_gpu **out,
+                kh_error *err);
+void kh_gpu_close(kh_gpu *gpu);
+/* What serves batches now, e.g. "gpu: 1 device, persistent kernel" or
+ * "cpu: <why the GPU was dropped>". */
+const char *kh_gpu_status(const kh_gpu *gpu);
+
+/* kh_on_finding for a batch: `chunk` is the index of the finding's chunk. */
+typedef int (*kh_on_batch_finding)(const kh_finding *finding, size_t chunk, void *ctx);
+
+/* Scans n chunks; findings of each chunk come in kh_scan's order, chunks in
+ * index order.  gpu NULL scans on the CPU.  chunk_status (may be NULL) gets
+ * kh_scan's status of each chunk.  Returns KH_OK, KH_ESTOPPED when the
+ * callback stopped, or KH_EINVAL / KH_ENOMEM for the batch as a whole. */
+int kh_scan_batch(const kh_engine *engine, kh_gpu *gpu, kh_scratch *scratch,
+                  const kh_chunk *chunks, size_t n, kh_on_batch_finding cb, void *ctx,
+                  int *chunk_status);
+
 /* The fingerprint of a secret: lowercase hex SHA-256 of "<id>\0<secret>",
  * stable across runs and machines.  `out` has room for 65 bytes. */
 void kh_fingerprint(const char *detector_id, const uint8_t *secret, size_t len,

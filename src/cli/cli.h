@@ -33,4 +33,9 @@ long long cli_parse_size(const char *s);
 /* Prints "keyhog: " + message to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* SIGINT/SIGTERM (interrupt.c): install once per scan; cli_interrupted()
+ * then returns the signal number once one arrived, else 0. */
+void cli_interrupt_install(void);
+int cli_interrupted(void);
+
 #endif

@@ -27,7 +27,19 @@ struct work_item {
     char *commit, *author, *email, *date;
 };
 
+/* A worker's batch for the GPU backend: items with their own buffers. */
+#define BATCH_BYTES (64u << 20)
+#define BATCH_ITEMS 4096
+typedef struct batch {
+    work_item *items;
+    uint8_t **bufs;
+    kh_chunk *chunks;
+    int *status;
+    size_t n, bytes;
+} batch;
+
 typedef struct worker {
+    batch batch;
     pipeline *p;
     pthread_t thread;
     kh_scratch *scratch;
@@ -180,14 +192,93 @@ static void scan_item(worker *w, const work_item *it)
         pipeline_skip(it->path, kh_strerror(rc), p);
 }
 
+static int on_batch_finding(const kh_finding *f, size_t chunk, void *ctx)
+{
+    worker *w = ctx;
+    w->item = &w->batch.items[chunk];
+    w->data = w->batch.chunks[chunk].data;
+    w->len = w->batch.chunks[chunk].len;
+    return on_finding(f, w);
+}
+
+static void batch_flush(worker *w)
+{
+    batch *b = &w->batch;
+    if (!b->n)
+        return;
+    pipeline *p = w->p;
+    kh_gpu *gpu = b->bytes >= p->cfg.gpu_min_batch ? p->cfg.gpu : NULL;
+    kh_scan_batch(p->cfg.engine, gpu, w->scratch, b->chunks, b->n, on_batch_finding, w,
+                  b->status);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->status[i] != KH_OK && b->status[i] != KH_ESTOPPED)
+            pipeline_skip(b->items[i].path, kh_strerror(b->status[i]), p);
+        item_free(&b->items[i]);
+        free(b->bufs[i]);
+    }
+    b->n = 0;
+    b->bytes = 0;
+}
+
+/* Takes the item over (it is zeroed); reads a file into its own buffer,
+ * since the batch outlives the worker's reusable one. */
+static void batch_add(worker *w, work_item *it)
+{
+    batch *b = &w->batch;
+    pipeline *p = w->p;
+    if (!b->items) {
+        b->items = calloc(BATCH_ITEMS, sizeof *b->items);
+        b->bufs = calloc(BATCH_ITEMS, sizeof *b->bufs);
+        b->chunks = calloc(BATCH_ITEMS, sizeof *b->chunks);
+        b->status = calloc(BATCH_ITEMS, sizeof *b->status);
+        if (!b->items || !b->bufs || !b->chunks || !b->status) {
+            pipeline_skip(it->path, "out of memory", p);
+            return;
+        }
+    }
+    uint8_t *buf = NULL;
+    const uint8_t *data = it->data;
+    size_t len = it->len, cap = 0;
+    if (it->fs_path) {
+        int e = sources_read_file(it->fs_path, p->cfg.max_file_size, &buf, &cap, &len);
+        if (e) {
+            free(buf);
+            scan_item(w, it); /* reports the reason exactly as the CPU path does */
+            return;
+        }
+        data = buf;
+    }
+    if (sources_is_binary(data, len)) {
+        free(buf);
+        return;
+    }
+    w->files++;
+    w->bytes += len;
+    b->items[b->n] = *it;
+    memset(it, 0, sizeof *it);
+    b->bufs[b->n] = buf;
+    b->chunks[b->n] = (kh_chunk){.data = data, .len = len, .path = b->items[b->n].path};
+    b->n++;
+    b->bytes += len;
+    if (b->n == BATCH_ITEMS || b->bytes >= BATCH_BYTES)
+        batch_flush(w);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     pipeline *p = w->p;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (p->count == 0 && !p->closed)
+        while (p->count == 0 && !p->closed) {
+            if (w->batch.n) { /* nothing queued: scan what is gathered */
+                pthread_mutex_unlock(&p->mu);
+                batch_flush(w);
+                pthread_mutex_lock(&p->mu);
+                continue;
+            }
             pthread_cond_wait(&p->not_empty, &p->mu);
+        }
         if (p->count == 0 && p->closed) {
             pthread_mutex_unlock(&p->mu);
             break;
@@ -198,9 +289,19 @@ static void *worker_main(void *arg)
         p->bytes -= it.len;
         pthread_cond_signal(&p->not_full);
         pthread_mutex_unlock(&p->mu);
-        scan_item(w, &it);
+        /* After Ctrl-C the queue is drained unscanned so the walker,
+         * perhaps blocked on a full queue, wakes and sees the signal. */
+        if (!cli_interrupted() && p->cfg.gpu)
+            batch_add(w, &it);
+        else if (!cli_interrupted())
+            scan_item(w, &it);
         item_free(&it);
     }
+    batch_flush(w);
+    free(w->batch.items);
+    free(w->batch.bufs);
+    free(w->batch.chunks);
+    free(w->batch.status);
     return NULL;
 }
 
@@ -242,6 +343,8 @@ pipeline *pipeline_start(const scan_config *cfg)
 int pipeline_emit(const source_item *src, void *ctx)
 {
     pipeline *p = ctx;
+    if (cli_interrupted())
+        return 1; /* stops the walker */
     work_item it = {0};
     it.path = strdup(src->path);
     it.fs_path = dup_or_null(src->fs_path);

@@ -20,6 +20,10 @@ typedef struct scan_config {
     uint64_t max_file_size;
     int no_archives;
     int quiet;
+    /* --backend gpu/auto: workers gather items into batches for
+     * kh_scan_batch; batches under gpu_min_batch bytes stay on the CPU. */
+    kh_gpu *gpu;
+    size_t gpu_min_batch;
 } scan_config;
 
 typedef struct work_item work_item;

@@ -45,13 +45,16 @@ static const char scan_usage[] =
     "      --stdin-name NAME   path reported for standard input (default <stdin>)\n"
     "      --no-decode         do not decode base64/hex/url/escaped text\n"
     "      --decode-depth N    nested decoding depth (default 3)\n"
+    "      --fail-on-skip      exit 2 if any input was skipped (unreadable, too large...)\n"
     "\n"
     "performance:\n"
     "  -j, --threads N         worker threads (default: all cores)\n"
     "      --block-size N      engine block size (for testing; default 8M)\n"
     "      --no-cache          do not read or write the compiled-detector cache\n"
+    "      --backend B         auto (default: the GPU when one is usable), cpu or gpu\n"
     "\n"
-    "exit status: 0 no findings, 1 findings, 2 usage, configuration or fatal error\n";
+    "exit status: 0 no findings, 1 findings, 2 usage, configuration or fatal error\n"
+    "(or a skipped input with --fail-on-skip), 130 interrupted by Ctrl-C, 143 by SIGTERM\n";
 
 enum {
     OPT_SHOW_SECRETS = 256,
@@ -71,6 +74,8 @@ enum {
     OPT_NO_CONFIG,
     OPT_BASELINE,
     OPT_NO_CACHE,
+    OPT_BACKEND,
+    OPT_FAIL_ON_SKIP,
 };
 
 static const struct option scan_options[] = {
@@ -96,6 +101,8 @@ static const struct option scan_options[] = {
     {"no-config", no_argument, 0, OPT_NO_CONFIG},
     {"baseline", required_argument, 0, OPT_BASELINE},
     {"no-cache", no_argument, 0, OPT_NO_CACHE},
+    {"backend", required_argument, 0, OPT_BACKEND},
+    {"fail-on-skip", no_argument, 0, OPT_FAIL_ON_SKIP},
     {0, 0, 0, 0},
 };
 
@@ -121,6 +128,8 @@ typedef struct scan_args {
     int set_min_severity, set_min_confidence, set_max_file_size;
     int baseline_create; /* `keyhog baseline create` */
     int no_cache;
+    const char *backend; /* "auto", "cpu" or "gpu" */
+    int fail_on_skip;
 } scan_args;
 
 static int parse_args(int argc, char **argv, scan_args *a)
@@ -224,6 +233,14 @@ static int parse_args(int argc, char **argv, scan_args *a)
         case OPT_NO_CONFIG: a->no_config = 1; break;
         case OPT_BASELINE: a->baseline = optarg; break;
         case OPT_NO_CACHE: a->no_cache = 1; break;
+        case OPT_BACKEND:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "gpu")) {
+                cli_error("--backend: expected auto, cpu or gpu, got '%s'", optarg);
+                return -1;
+            }
+            a->backend = optarg;
+            break;
+        case OPT_FAIL_ON_SKIP: a->fail_on_skip = 1; break;
         default:
             fputs("try: keyhog scan --help\n", stderr);
             return -1;
@@ -332,6 +349,10 @@ static int scan_stdin(pipeline *p, const char *name, uint64_t max)
             cap *= 2;
         }
         ssize_t r = read(0, buf + len, cap - len);
+        if (r < 0 && errno == EINTR && cli_interrupted()) {
+            free(buf);
+            return 0;
+        }
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -350,7 +371,9 @@ static int scan_stdin(pipeline *p, const char *name, uint64_t max)
 }
 
 /* Writes to a temporary file beside the target and renames it, so an
- * interrupted run never leaves a half-written report. */
+ * interrupted run never leaves a half-written report.  Returns 0, -1 on
+ * error, 1 when a signal came while writing and the target was left as it
+ * was. */
 static int write_report(const scan_args *a, const report_opts *ro, findings_vec *v,
                         const report_stats *st)
 {
@@ -371,6 +394,11 @@ static int write_report(const scan_args *a, const report_opts *ro, findings_vec 
     }
     int ok = report_write(f, ro, v->items, v->count, st) == 0;
     ok &= fclose(f) == 0;
+    if (ok && cli_interrupted()) { /* a signal while writing: keep the old file */
+        unlink(tmp);
+        free(tmp);
+        return 1;
+    }
     if (ok && rename(tmp, a->output) != 0)
         ok = 0;
     if (!ok) {
@@ -490,11 +518,29 @@ static int scan_main(int argc, char **argv, int baseline_create)
         .max_file_size = a.walk.max_file_size,
         .quiet = a.quiet,
     };
+    cli_interrupt_install();
+    /* The GPU finds keyword windows, the CPU confirms them: output is the
+     * same bytes either way (docs/gpu.md).  auto stays quiet when no GPU
+     * is usable; gpu says why it fell back. */
+    kh_gpu *gpu = NULL;
+    if (!a.backend || strcmp(a.backend, "cpu")) {
+        kh_gpu_opts go = {.all_devices = 1, .quiet = a.quiet};
+        kh_error gerr = {0};
+        if (kh_gpu_open(engine, &go, &gpu, &gerr) != KH_OK && a.backend &&
+            !strcmp(a.backend, "gpu") && !a.quiet)
+            cli_error("%s; scanning on the CPU", gerr.message);
+        cfg.gpu = gpu;
+        /* Small batches cost more to ship than to scan; --backend gpu
+         * sends every batch (for tests and measurements). */
+        cfg.gpu_min_batch = a.backend && !strcmp(a.backend, "gpu") ? 0 : (size_t)4 << 20;
+    }
     pipeline *p = pipeline_start(&cfg);
-    if (!p)
+    if (!p) {
+        kh_gpu_close(gpu);
         goto out;
+    }
     int fatal = 0;
-    for (int i = 0; i < npaths; i++) {
+    for (int i = 0; i < npaths && !cli_interrupted(); i++) {
         if (!strcmp(paths[i], "-")) {
             if (scan_stdin(p, a.stdin_name, a.walk.max_file_size) != 0)
                 fatal = 1;
@@ -505,6 +551,7 @@ static int scan_main(int argc, char **argv, int baseline_create)
     findings_vec found = {0};
     report_stats stats = {0};
     pipeline_finish(p, &found, &stats);
+    kh_gpu_close(gpu);
     qsort(found.items, found.count, sizeof *found.items, cmp_finding);
     if (a.dedupe || baseline_create)
         dedupe(&found);
@@ -519,12 +566,24 @@ static int scan_main(int argc, char **argv, int baseline_create)
         color = !a.output && isatty(1) && !getenv("NO_COLOR");
     report_opts ro = {.format = a.format, .show_secrets = a.show_secrets, .color = color,
                       .tool_version = KH_VERSION};
-    if (write_report(&a, &ro, &found, &stats) != 0)
+    /* Interrupted: partial findings still go to stdout, but -o FILE keeps
+     * its old content, since a partial report there would pass for whole. */
+    int early = cli_interrupted();
+    int written = !early || !a.output ? write_report(&a, &ro, &found, &stats) : 0;
+    if (written < 0)
         fatal = 1;
     if (!a.quiet)
         report_summary(stderr, &stats, found.items, found.count,
                        a.color > 0 || (a.color < 0 && isatty(2) && !getenv("NO_COLOR")));
-    status = fatal ? EXIT_ERROR
+    int sig = cli_interrupted();
+    if (early)
+        cli_error("interrupted: the scan stopped early, results are partial%s",
+                  a.output ? " and were not written" : "");
+    else if (written == 1)
+        cli_error("interrupted while writing: %s left unchanged", a.output);
+    status = sig ? 128 + sig
+           : fatal ? EXIT_ERROR
+           : a.fail_on_skip && stats.files_skipped ? EXIT_ERROR
            : baseline_create ? EXIT_CLEAN
            : found.count ? EXIT_FINDINGS : EXIT_CLEAN;
     findings_vec_free(&found);

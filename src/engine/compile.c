@@ -145,7 +145,8 @@ static int pattern_compiles(const kh_engine *e, uint32_t i)
 }
 
 /* --- the compiled-database cache ---------------------------------------
- * Layout: "KHDB2\n", the 32-byte key, u32 pattern count, one byte per
+ * Layout: "KHDB2\n", the 32-byte key, the SHA-256 of everything after it
+ * (a torn or damaged file is never deserialized), u32 pattern count, one byte per
  * pattern (on Vectorscan or not), then two length-prefixed serialized
  * Vectorscan databases (main, keyword-less).  The key hashes the Vectorscan
  * version and every pattern and keyword, so any change to the detector set
@@ -154,6 +155,12 @@ static int pattern_compiles(const kh_engine *e, uint32_t i)
 #include <openssl/evp.h>
 
 static const char cache_magic[6] = {'K', 'H', 'D', 'B', '2', '\n'};
+
+static void digest(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 32;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
 
 static void cache_key(const kh_engine *e, unsigned char key[32])
 {
@@ -193,13 +200,17 @@ static int read_db(const unsigned char **p, const unsigned char *end, hs_databas
 static int load_cache(kh_engine *e, const void *buf, size_t len)
 {
     const unsigned char *p = buf, *end = p + len;
-    unsigned char key[32];
+    unsigned char key[32], sum[32];
     uint32_t n;
-    if (len < sizeof cache_magic + 32 + sizeof n || memcmp(p, cache_magic, sizeof cache_magic))
+    if (len < sizeof cache_magic + 64 + sizeof n || memcmp(p, cache_magic, sizeof cache_magic))
         return 0;
     p += sizeof cache_magic;
     cache_key(e, key);
     if (memcmp(p, key, 32))
+        return 0;
+    p += 32;
+    digest(p + 32, (size_t)(end - p - 32), sum);
+    if (memcmp(p, sum, 32))
         return 0;
     p += 32;
     memcpy(&n, p, sizeof n);
@@ -259,8 +270,10 @@ int kh_engine_serialize(const kh_engine *e, void **out, size_t *out_len)
     size_t len = 0, cap = 0;
     uint32_t n = e->pattern_count;
     cache_key(e, key);
+    unsigned char sum[32] = {0};
     int rc = append(&buf, &len, &cap, cache_magic, sizeof cache_magic) ||
-             append(&buf, &len, &cap, key, 32) || append(&buf, &len, &cap, &n, sizeof n);
+             append(&buf, &len, &cap, key, 32) || append(&buf, &len, &cap, sum, 32) ||
+             append(&buf, &len, &cap, &n, sizeof n);
     for (uint32_t i = 0; !rc && i < n; i++) {
         unsigned char f = (unsigned char)e->patterns[i].on_vectorscan;
         rc = append(&buf, &len, &cap, &f, 1);
@@ -271,6 +284,8 @@ int kh_engine_serialize(const kh_engine *e, void **out, size_t *out_len)
         free(buf);
         return KH_ENOMEM;
     }
+    size_t body = sizeof cache_magic + 64;
+    digest(buf + body, len - body, buf + sizeof cache_magic + 32);
     *out = buf;
     *out_len = len;
     return KH_OK;

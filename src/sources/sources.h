@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* One thing to scan.  Either a file on disk (fs_path set, data NULL: the
  * consumer reads it, so reading happens on worker threads) or bytes already
@@ -67,5 +68,87 @@ void sources_ignore_free(sources_ignore *ig);
  * matched (so a shallower file may decide). */
 int sources_ignore_match(const sources_ignore *ig, const char *relpath,
                          size_t len, int is_dir);
+
+/* git history (git.c, libgit2) */
+typedef struct git_scan_opts {
+    const char *branch;     /* one revision (branch, tag, commit); NULL = all
+                             * branches, tags, remote-tracking refs and HEAD */
+    time_t since;           /* skip commits committed before this; 0 = none */
+    const char *range;      /* "A..B": reachable from B, not from A; wins over
+                             * branch */
+    int staged;             /* scan only the index entries that differ from
+                             * HEAD (what `git commit` would record) */
+    uint64_t max_blob_size; /* bytes; 0 = no limit */
+} git_scan_opts;
+
+/* Walks history oldest first and emits every distinct blob once, from the
+ * first commit that introduced it (diffed against its first parent), with
+ * path, full commit hex, author name and email and date (ISO 8601 UTC);
+ * data is the whole blob, valid only during the callback.  Binary blobs
+ * (NUL in the first 8 KiB) and blobs over max_blob_size go to skip; so does
+ * any unreadable object, and the walk goes on.  In staged mode commit is
+ * "staged" and author/email/date are NULL.  Returns 0 (also when emit
+ * stopped the walk), or -1 when the repository or the revisions named in
+ * opts could not be opened (reported through skip as well). */
+int sources_git(const char *repo_path, const git_scan_opts *opts, source_emit_fn emit,
+                source_skip_fn skip, void *ctx);
+
+/* archives (archive.c, libarchive; everything in memory, nothing on disk) */
+typedef struct archive_opts {
+    int max_depth;            /* nested archives below the top one; 0 = 3 */
+    uint64_t max_total;       /* expanded bytes per top-level archive, all
+                               * depths counted; 0 = 1 GiB */
+    uint64_t max_ratio;       /* expanded / compressed, checked once past
+                               * 1 MiB expanded; 0 = 100 */
+    uint64_t max_members;     /* per top-level archive; 0 = 100000 */
+    uint64_t max_member_size; /* bytes; 0 = max_total */
+} archive_opts;
+
+/* Emits every regular member of the archive in data[0..len) as bytes with
+ * path "origin!member/path" (leading "/" and "./" stripped), recursing into
+ * members that are archives themselves ("origin!a.zip!inner.txt").  Zip
+ * (jar, war, apk, whl, nupkg, ...), tar, 7z, and gzip / bzip2 / xz / zstd,
+ * either around a tar or around a single file ("x.txt.gz!x.txt").  Hitting
+ * a total, ratio or member-count limit reports skip(path, "archive limit:
+ * ...") and drops the rest of that top-level archive; a corrupt archive
+ * reports skip and its siblings go on.  Returns 0, or -1 when data is not
+ * an archive at all or memory ran out. */
+int sources_archive(const uint8_t *data, size_t len, const char *origin,
+                    const archive_opts *opts, source_emit_fn emit, source_skip_fn skip,
+                    void *ctx);
+
+/* True when data starts like an archive or compressed stream (magic bytes:
+ * zip, gzip, bzip2, xz, zstd, 7z, or a ustar header); path is not used to
+ * decide, only carried for callers that have it. */
+int sources_is_archive(const char *path, const uint8_t *data, size_t len);
+
+/* container images (image.c) */
+typedef struct image_opts {
+    uint64_t max_file_size;       /* per emitted file; 0 = no limit */
+    uint64_t max_total;           /* expanded layer bytes per image; 0 = 64 GiB */
+    const archive_opts *archives; /* recurse into archives found in layers
+                                   * with these limits; NULL = emit them as is */
+} image_opts;
+
+/* Scans a `docker save` tarball (manifest.json) or an OCI image layout
+ * (index.json + oci-layout), given as a directory or a tar (optionally
+ * compressed).  Every regular file of every layer is emitted, also files a
+ * later layer deletes (they are still in the image), as
+ * "path!layer <12 hex of digest>!etc/app.env"; whiteout markers are not.
+ * Each image config's Env entries and history created_by commands become
+ * one text item "path!config", one line per entry.  Returns 0, or -1 when
+ * path is not a readable image (reported through skip). */
+int sources_image(const char *path, const image_opts *opts, source_emit_fn emit,
+                  source_skip_fn skip, void *ctx);
+
+/* True when path is a directory or tar holding an image as above. */
+int sources_is_image(const char *path);
+
+/* stdin (stdin.c) */
+
+/* Reads all of standard input into *buf (grown with realloc; *cap is its
+ * size), at most max bytes (0 = no limit).  Returns 0, or an errno value
+ * (EFBIG when more than max bytes were offered). */
+int sources_read_stdin(uint8_t **buf, size_t *cap, size_t *len, uint64_t max);
 
 #endif

@@ -157,6 +157,9 @@ static void test_pypi_macaroon(void **state)
     assert_int_equal(check("pypi-macaroon", prod), 1);
     assert_int_equal(check("pypi-macaroon", test), 1);
     assert_int_equal(check("pypi-macaroon", other), 0);       /* location evil.org! */
+    /* pypi.org present, but in a field of type 3 rather than the location. */
+    assert_int_equal(check("pypi-macaroon", "pypi-AgMIcHlwaS5vcmcCIDhiMGU3MTUzYmY3YzM3MDZkODVjNTI0ZTQ0"
+                                            "MDA2NjU1AAYglKBlaF1kxJgLuNRUSochqZoBrSGetZz2oV728Vodgws"), 0);
     assert_int_equal(check("pypi-macaroon", prod + 5), 0);    /* no pypi- prefix */
     assert_int_equal(check_edit("pypi-macaroon", prod, 5, 'B'), 0); /* version byte */
     assert_int_equal(check_edit("pypi-macaroon", prod, 40, '.'), 0); /* not base64url */

@@ -116,6 +116,85 @@ static void test_each_sign_moves_the_right_way(void **state)
                          "src/app.py", 0));
 }
 
+/* Path hints, one row per pattern so that dropping any pattern fails. */
+static void test_path_hints(void **state)
+{
+    (void)state;
+    enum { TEST = 14, DOCS, VENDOR, LOCK };
+    struct {
+        const char *path;
+        int test, docs, vendor, lock;
+    } rows[] = {
+        {"src/app.py", 0, 0, 0, 0},
+        {"tests/a.py", 1, 0, 0, 0},            {"pkg/test/a.go", 1, 0, 0, 0},
+        {"web/__tests__/a.js", 1, 0, 0, 0},    {"spec/a.rb", 1, 0, 0, 0},
+        {"x/specs/a.rb", 1, 0, 0, 0},          {"x/fixtures/a.json", 1, 0, 0, 0},
+        {"x/fixture/a.json", 1, 0, 0, 0},      {"x/testdata/a", 1, 0, 0, 0},
+        {"x/test_auth.py", 1, 0, 0, 0},        {"auth_test.go", 1, 0, 0, 0},
+        {"auth.test.ts", 1, 0, 0, 0},          {"auth.spec.js", 1, 0, 0, 0},
+        {"auth_spec.rb", 1, 0, 0, 0},          {"src/MockClient.java", 1, 0, 0, 0},
+        {"e2e/a.js", 1, 0, 0, 0},              {"internal/testing/h.go", 1, 0, 0, 0},
+        {"conftest.py", 1, 0, 0, 0},           {"C:\\Proj\\Tests\\a.cs", 1, 0, 0, 0},
+        {"docs/a.html", 0, 1, 0, 0},           {"doc/a.html", 0, 1, 0, 0},
+        {"examples/a.py", 0, 1, 0, 0},         {"example/a.py", 0, 1, 0, 0},
+        {"samples/a.sh", 0, 1, 0, 0},          {"sample/a.sh", 0, 1, 0, 0},
+        {"demo/a.py", 0, 1, 0, 0},             {"README", 0, 1, 0, 0},
+        {"CHANGELOG", 0, 1, 0, 0},             {"guide.MD", 0, 1, 0, 0},
+        {"guide.rst", 0, 1, 0, 0},             {"guide.adoc", 0, 1, 0, 0},
+        {"notes.txt", 0, 1, 0, 0},             {"guide.md.py", 0, 0, 0, 0},
+        {"vendor/a.go", 0, 0, 1, 0},           {"node_modules/a/b.js", 0, 0, 1, 0},
+        {"third_party/a.c", 0, 0, 1, 0},       {"third-party/a.c", 0, 0, 1, 0},
+        {"lib/site-packages/a.py", 0, 0, 1, 0}, {"bower_components/a.js", 0, 0, 1, 0},
+        {"static/app.min.js", 0, 0, 1, 0},
+        {"Cargo.lock", 0, 0, 0, 1},            {"package-lock.json", 0, 0, 0, 1},
+        {"pnpm-lock.yaml", 0, 0, 0, 1},        {"go.sum", 0, 0, 0, 1},
+        {"npm-shrinkwrap.json", 0, 0, 0, 1},   {"go.sum.bak", 0, 0, 0, 0},
+        {"latest/contest.py", 0, 0, 0, 0},     {"attestation/a.py", 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        triage_input in = {.data = (const uint8_t *)"k = v", .data_len = 5, .secret_offset = 4,
+                           .secret_len = 1, .path = rows[i].path};
+        double f[TRIAGE_FEATURE_COUNT];
+        triage_features(&in, f);
+        if (f[TEST] != rows[i].test || f[DOCS] != rows[i].docs || f[VENDOR] != rows[i].vendor ||
+            f[LOCK] != rows[i].lock)
+            fail_msg("%s: test %g docs %g vendor %g lock %g", rows[i].path, f[TEST], f[DOCS],
+                     f[VENDOR], f[LOCK]);
+    }
+}
+
+/* The secret's own features at their boundaries. */
+static void test_secret_features(void **state)
+{
+    (void)state;
+    enum { HEX_ONLY = 19, PLACEHOLDER = 7, ENTROPY = 3, CLASS_MIX = 5, REPEAT = 6 };
+    struct {
+        const char *secret;
+        int feature;
+        double value;
+    } rows[] = {
+        {"0123456789abcde", HEX_ONLY, 0},   /* 15 hex digits */
+        {"9f86d081884c7d65", HEX_ONLY, 1},  /* 16 */
+        {"9f86d081884c7d6g", HEX_ONLY, 0},
+        {"xxxxxxxx", PLACEHOLDER, 1},
+        {"abcdefgh", ENTROPY, 1},           /* 8 distinct of 8: at the cap */
+        {"aaaaaaaa", ENTROPY, 0},
+        {"aB3", CLASS_MIX, 1},
+        {"ab", CLASS_MIX, 1.0 / 3.0},
+        {"aab", REPEAT, 2.0 / 3.0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t n = strlen(rows[i].secret);
+        triage_input in = {.data = (const uint8_t *)rows[i].secret, .data_len = n,
+                           .secret_len = n};
+        double f[TRIAGE_FEATURE_COUNT];
+        triage_features(&in, f);
+        if (fabs(f[rows[i].feature] - rows[i].value) > 1e-12)
+            fail_msg("%s: feature %s = %g, want %g", rows[i].secret,
+                     triage_feature_name((size_t)rows[i].feature), f[rows[i].feature], rows[i].value);
+    }
+}
+
 static void test_degenerate_inputs(void **state)
 {
     (void)state;
@@ -205,10 +284,10 @@ static int hexval(int c)
     return -1;
 }
 
-/* Decodes a hex field ("-" = empty) into a fresh NUL-ended buffer. */
+/* Decodes a hex field ("-" or "=" = empty) into a fresh NUL-ended buffer. */
 static uint8_t *unhex(const char *s, size_t *len)
 {
-    size_t n = strcmp(s, "-") == 0 ? 0 : strlen(s);
+    size_t n = strcmp(s, "-") == 0 || strcmp(s, "=") == 0 ? 0 : strlen(s);
     assert_true(n % 2 == 0);
     uint8_t *out = malloc(n / 2 + 1);
     assert_non_null(out);
@@ -297,6 +376,8 @@ int main(void)
         cmocka_unit_test(test_feature_names),
         cmocka_unit_test(test_ordering),
         cmocka_unit_test(test_each_sign_moves_the_right_way),
+        cmocka_unit_test(test_path_hints),
+        cmocka_unit_test(test_secret_features),
         cmocka_unit_test(test_degenerate_inputs),
         cmocka_unit_test(test_huge_line),
         cmocka_unit_test(test_vectors_agree_with_python),

@@ -145,6 +145,8 @@ static void test_placeholders_caught(void **state)
         "9876543210", "abababababababab", "0101010101", "changeme", "CHANGEME", "password",
         "Password", "secret", "redacted", "REDACTED", "null", "undefined", "none", "None",
         "true", "false", "TODO", "xxx", "test", "", "a", "abcd", "1234",
+        "a1aa2aa3ab",   /* only the 60% rule applies: six a in ten */
+        "abcabcabcabc", /* only the three-distinct rule applies */
     };
     for (size_t i = 0; i < sizeof fakes / sizeof fakes[0]; i++) {
         if (!ph(fakes[i]))
@@ -163,6 +165,9 @@ static void test_real_looking_kept(void **state)
         "Winter482!kQz",           /* a human-made but real password */
         "p4ss<w0rd>x",             /* '<' ... '>' with a short body is not a template */
         "a<b>c",
+        "Zx9_<qr>",                /* a two-letter body is too short for a template */
+        "a1aa2aa3bc",              /* five a in ten: under 60% */
+        "Qz7abcdK9x",              /* a 4-run of 10: not "a large part" */
         "price$5",                 /* '$' not followed by a name */
         "x{{y",                    /* unclosed */
         "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

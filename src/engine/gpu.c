@@ -1,0 +1,580 @@
+/*
+ * gpu.c - loads the CUDA backend and dispatches batches to it.
+ *
+ * Plain C, always built into libkeyhog: the CUDA code is in a separate
+ * libkeyhog_gpu.so that this file dlopens (next to the executable, then
+ * $KEYHOG_GPU_LIB, then the default search path), so the binary runs the
+ * same on machines without CUDA.  The backend returns keyword occurrences;
+ * engine_regions_from_hits turns them into windows and engine_scan_regions
+ * confirms them with the CPU path's code, so findings are identical.
+ *
+ * Fallback chain: the backend itself drops from its resident kernel to one
+ * launch per batch; when a batch fails in that mode too, the kh_gpu drops
+ * to the CPU for good (one line on stderr) and rescans the batch with
+ * kh_scan, so a failure never loses findings.  With several devices there
+ * is one session per device, each behind its own lock; callers take them
+ * round robin, so worker threads keep every device busy while they confirm
+ * earlier batches on their cores.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/gpu.h"
+
+#define GPU_MAX_DEVICES 16
+#define GPU_LIB_NAME "libkeyhog_gpu.so"
+
+typedef struct gpu_device {
+    gpu_session *session;
+    pthread_mutex_t mu;
+    atomic_int alive;
+} gpu_device;
+
+struct kh_gpu {
+    const kh_engine *engine;
+    gpu_api api;
+    void *dl; /* dlopen handle, NULL for a built-in api */
+    gpu_device devices[GPU_MAX_DEVICES];
+    int ndevices;
+    atomic_uint next;
+    atomic_int cpu_only;
+    int quiet;
+    pthread_mutex_t status_mu;
+    char status[320];
+};
+
+static void set_error(kh_error *err, int code, const char *fmt, const char *a, const char *b)
+{
+    if (!err)
+        return;
+    err->code = code;
+    snprintf(err->message, sizeof err->message, fmt, a ? a : "", b ? b : "");
+}
+
+/* Whether `what` is an item of the comma list `list`. */
+static int forced(const char *list, const char *what)
+{
+    size_t n = strlen(what);
+    for (const char *p = list; p && (p = strstr(p, what)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+static const char *force_fail_of(const kh_gpu_opts *opts)
+{
+    if (opts && opts->force_fail)
+        return opts->force_fail;
+    const char *env = getenv("KEYHOG_GPU_FORCE_FAIL");
+    return env && *env ? env : NULL;
+}
+
+/* dlopen in the documented order; the reason of the last failure is kept. */
+static void *load_library(const kh_gpu_opts *opts, char *why, size_t cap)
+{
+    snprintf(why, cap, "%s not found", GPU_LIB_NAME);
+    if (opts && opts->library) {
+        void *h = dlopen(opts->library, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            snprintf(why, cap, "%s", dlerror());
+        return h;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash && (size_t)(slash - exe) + sizeof GPU_LIB_NAME + 1 < sizeof exe) {
+            strcpy(slash + 1, GPU_LIB_NAME);
+            if (access(exe, R_OK) == 0) {
+                void *h = dlopen(exe, RTLD_NOW | RTLD_LOCAL);
+                if (h)
+                    return h;
+                snprintf(why, cap, "%s", dlerror());
+            }
+        }
+    }
+    const char *env = getenv("KEYHOG_GPU_LIB");
+    if (env && *env) {
+        void *h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+        if (h)
+            return h;
+        snprintf(why, cap, "%s", dlerror());
+        return NULL;
+    }
+    void *h = dlopen(GPU_LIB_NAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        snprintf(why, cap, "%s", dlerror());
+    return h;
+}
+
+static void gpu_set_status(kh_gpu *g, const char *text)
+{
+    pthread_mutex_lock(&g->status_mu);
+    snprintf(g->status, sizeof g->status, "%s", text);
+    pthread_mutex_unlock(&g->status_mu);
+}
+
+static void gpu_update_status(kh_gpu *g)
+{
+    if (atomic_load(&g->cpu_only))
+        return;
+    int alive = 0;
+    const char *mode = "launch";
+    for (int i = 0; i < g->ndevices; i++) {
+        if (!g->devices[i].alive)
+            continue;
+        alive++;
+        /* Modes only ever drop, and reading a constant string is safe. */
+        mode = g->api.session_mode(g->devices[i].session);
+    }
+    char text[128];
+    snprintf(text, sizeof text, "gpu: %d device%s, %s kernel", alive, alive == 1 ? "" : "s",
+             !strcmp(mode, "persistent") ? "persistent" : "per-batch");
+    gpu_set_status(g, text);
+}
+
+static void gpu_drop_to_cpu(kh_gpu *g, const char *why)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&g->cpu_only, &expected, 1))
+        return;
+    char text[320];
+    snprintf(text, sizeof text, "cpu: %.300s", why);
+    gpu_set_status(g, text);
+    if (!g->quiet)
+        fprintf(stderr, "keyhog: gpu: %s; scanning on the CPU\n", why);
+}
+
+int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,
+                 kh_gpu **out, kh_error *err)
+{
+    if (!e || !api || !out)
+        return KH_EINVAL;
+    *out = NULL;
+    if (!api->api_version || api->api_version() != GPU_ABI_VERSION) {
+        set_error(err, KH_EUNSUPPORTED, "gpu: backend ABI version mismatch%s%s", NULL, NULL);
+        return KH_EUNSUPPORTED;
+    }
+    size_t nk = engine_keyword_count(e);
+    const char **kw = malloc((nk + 1) * sizeof *kw);
+    kh_gpu *g = calloc(1, sizeof *g);
+    if (!kw || !g) {
+        free(kw);
+        free(g);
+        return KH_ENOMEM;
+    }
+    for (size_t i = 0; i < nk; i++) {
+        kw[i] = engine_keyword(e, i, NULL);
+        size_t l = strlen(kw[i]);
+        if (l < 2 || l > GPU_MAX_KEYWORD) {
+            set_error(err, KH_EUNSUPPORTED, "gpu: keyword '%s' is too %s for the device tables",
+                      kw[i], l < 2 ? "short" : "long");
+            free(kw);
+            free(g);
+            return KH_EUNSUPPORTED;
+        }
+    }
+    g->engine = e;
+    g->api = *api;
+    g->quiet = opts ? opts->quiet : 0;
+    pthread_mutex_init(&g->status_mu, NULL);
+    char msg[256] = "no device";
+    int count = 0;
+    if (api->device_count(&count, msg, sizeof msg) != 0 || count <= 0) {
+        set_error(err, KH_EUNSUPPORTED, "gpu: %s%s", msg, NULL);
+        goto fail;
+    }
+    int first = 0, last = count;
+    if (opts && !opts->all_devices) {
+        if (opts->device < 0 || opts->device >= count) {
+            set_error(err, KH_EINVAL, "gpu: no device %s%s", "with that index", NULL);
+            goto fail;
+        }
+        first = opts->device;
+        last = first + 1;
+    }
+    if (last - first > GPU_MAX_DEVICES)
+        last = first + GPU_MAX_DEVICES;
+    gpu_session_opts so = {
+        .persistent = !(opts && opts->no_persistent),
+        .force_fail = force_fail_of(opts),
+        .quiet = g->quiet,
+    };
+    for (int d = first; d < last; d++) {
+        so.device = d;
+        gpu_session *s = NULL;
+        if (api->session_open(kw, (uint32_t)nk, &so, &s, msg, sizeof msg) != 0)
+            continue; /* keep the devices that work */
+        gpu_device *dev = &g->devices[g->ndevices++];
+        dev->session = s;
+        dev->alive = 1;
+        pthread_mutex_init(&dev->mu, NULL);
+    }
+    if (g->ndevices == 0) {
+        set_error(err, KH_EUNSUPPORTED, "gpu: %s%s", msg, NULL);
+        goto fail;
+    }
+    free(kw);
+    gpu_update_status(g);
+    *out = g;
+    return KH_OK;
+fail:
+    pthread_mutex_destroy(&g->status_mu);
+    free(kw);
+    free(g);
+    return err ? err->code : KH_EUNSUPPORTED;
+}
+
+int kh_gpu_open(const kh_engine *e, const kh_gpu_opts *opts, kh_gpu **out, kh_error *err)
+{
+    if (!e || !out)
+        return KH_EINVAL;
+    *out = NULL;
+    const char *ff = force_fail_of(opts);
+    if (forced(ff, "load")) {
+        set_error(err, KH_EUNSUPPORTED, "gpu: %s not loaded (forced by %s)", GPU_LIB_NAME,
+                  "KEYHOG_GPU_FORCE_FAIL=load");
+        return KH_EUNSUPPORTED;
+    }
+    char why[400];
+    void *dl = load_library(opts, why, sizeof why);
+    if (!dl) {
+        set_error(err, KH_EUNSUPPORTED, "gpu: cannot load backend: %s%s", why, NULL);
+        return KH_EUNSUPPORTED;
+    }
+    gpu_get_api_fn get = (gpu_get_api_fn)(uintptr_t)dlsym(dl, GPU_GET_API_SYMBOL);
+    gpu_api api = {0};
+    if (!get || get(&api) != 0) {
+        set_error(err, KH_EUNSUPPORTED, "gpu: %s lacks %s", GPU_LIB_NAME, GPU_GET_API_SYMBOL);
+        dlclose(dl);
+        return KH_EUNSUPPORTED;
+    }
+    int rc = gpu_open_api(e, &api, opts, out, err);
+    if (rc != KH_OK) {
+        dlclose(dl);
+        return rc;
+    }
+    (*out)->dl = dl;
+    return KH_OK;
+}
+
+void kh_gpu_close(kh_gpu *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->ndevices; i++) {
+        g->api.session_close(g->devices[i].session);
+        pthread_mutex_destroy(&g->devices[i].mu);
+    }
+    pthread_mutex_destroy(&g->status_mu);
+    /* libcudart registers exit handlers: unloading it before exit can run
+     * them on freed code, so the library stays mapped (dlclose is skipped). */
+    free(g);
+}
+
+const char *kh_gpu_status(const kh_gpu *g)
+{
+    return g ? g->status : "cpu: no gpu";
+}
+
+/* ------------------------------------------------------------------ */
+/* Batches                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct batch_ctx {
+    kh_on_batch_finding cb;
+    void *ctx;
+    size_t chunk;
+} batch_ctx;
+
+static int batch_trampoline(const kh_finding *f, void *ctx)
+{
+    batch_ctx *b = ctx;
+    return b->cb ? b->cb(f, b->chunk, b->ctx) : 0;
+}
+
+static int scan_batch_cpu(const kh_engine *e, kh_scratch *s, const kh_chunk *chunks,
+                          size_t from, size_t n, batch_ctx *bc, int *status)
+{
+    for (size_t i = from; i < n; i++) {
+        bc->chunk = i;
+        int rc = kh_scan(e, s, &chunks[i], batch_trampoline, bc);
+        if (status)
+            status[i] = rc;
+        if (rc == KH_ESTOPPED)
+            return KH_ESTOPPED;
+    }
+    return KH_OK;
+}
+
+/* Submits under one device's lock and copies the hits out, so the lock is
+ * held only while the device works, never while the CPU confirms. */
+static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit **hits,
+                            size_t *nhits)
+{
+    const uint8_t **data = malloc((n + 1) * sizeof *data);
+    size_t *len = malloc((n + 1) * sizeof *len);
+    if (!data || !len) {
+        free(data);
+        free(len);
+        return KH_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        data[i] = chunks[i].data;
+        len[i] = chunks[i].len;
+    }
+    int rc = KH_EUNSUPPORTED;
+    unsigned start = atomic_fetch_add(&g->next, 1);
+    for (int tries = 0; tries < g->ndevices && rc == KH_EUNSUPPORTED; tries++) {
+        gpu_device *d = &g->devices[(start + (unsigned)tries) % (unsigned)g->ndevices];
+        pthread_mutex_lock(&d->mu);
+        if (!d->alive) {
+            pthread_mutex_unlock(&d->mu);
+            continue;
+        }
+        gpu_batch_result res = {0};
+        char msg[256] = "batch failed";
+        const char *mode_before = g->api.session_mode(d->session);
+        if (g->api.session_submit_batch(d->session, data, len, n, &res, msg, sizeof msg) != 0) {
+            d->alive = 0;
+            pthread_mutex_unlock(&d->mu);
+            int left = 0;
+            for (int i = 0; i < g->ndevices; i++)
+                left += g->devices[i].alive;
+            if (!left)
+                gpu_drop_to_cpu(g, msg);
+            continue;
+        }
+        if (res.overflow) {
+            rc = KH_ELIMIT;
+        } else {
+            *hits = malloc((res.nhits + 1) * sizeof **hits);
+            if (*hits) {
+                memcpy(*hits, res.hits, res.nhits * sizeof **hits);
+                *nhits = res.nhits;
+                rc = KH_OK;
+            } else {
+                rc = KH_ENOMEM;
+            }
+        }
+        int dropped = strcmp(mode_before, g->api.session_mode(d->session)) != 0;
+        pthread_mutex_unlock(&d->mu);
+        if (dropped)
+            gpu_update_status(g);
+    }
+    free(data);
+    free(len);
+    return rc;
+}
+
+int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *chunks,
+                  size_t n, kh_on_batch_finding cb, void *ctx, int *status)
+{
+    if (!e || !s || (!chunks && n))
+        return KH_EINVAL;
+    batch_ctx bc = {.cb = cb, .ctx = ctx};
+    if (!g || atomic_load(&g->cpu_only) || n == 0)
+        return scan_batch_cpu(e, s, chunks, 0, n, &bc, status);
+    if (g->engine != e)
+        return KH_EINVAL;
+    gpu_hit *hits = NULL;
+    size_t nhits = 0;
+    if (gpu_collect_hits(g, chunks, n, &hits, &nhits) != KH_OK)
+        return scan_batch_cpu(e, s, chunks, 0, n, &bc, status); /* same findings */
+    uint64_t *offsets = malloc((nhits + 1) * sizeof *offsets);
+    uint32_t *keywords = malloc((nhits + 1) * sizeof *keywords);
+    engine_region *regions = malloc((nhits + 1) * sizeof *regions);
+    if (!offsets || !keywords || !regions) {
+        free(offsets);
+        free(keywords);
+        free(regions);
+        free(hits);
+        return scan_batch_cpu(e, s, chunks, 0, n, &bc, status);
+    }
+    int rc = KH_OK;
+    size_t h = 0;
+    for (size_t i = 0; i < n && rc == KH_OK; i++) {
+        size_t m = 0;
+        while (h < nhits && hits[h].chunk < i)
+            h++; /* a stray index would be a backend bug; skip it */
+        while (h < nhits && hits[h].chunk == i) {
+            offsets[m] = hits[h].offset;
+            keywords[m] = hits[h].keyword;
+            m++;
+            h++;
+        }
+        size_t nr = engine_regions_from_hits(e, offsets, keywords, m, chunks[i].len, regions,
+                                             m + 1);
+        bc.chunk = i;
+        int crc = engine_scan_regions(e, s, &chunks[i], regions, nr, batch_trampoline, &bc);
+        if (status)
+            status[i] = crc;
+        if (crc == KH_ESTOPPED)
+            rc = KH_ESTOPPED;
+    }
+    free(offsets);
+    free(keywords);
+    free(regions);
+    free(hits);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reference backend: the same ABI on the CPU                          */
+/* ------------------------------------------------------------------ */
+
+static inline uint8_t fold(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c;
+}
+
+size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
+                             const uint8_t *data, size_t len, uint32_t chunk, gpu_hit **hits,
+                             size_t *nhits, size_t *cap)
+{
+    size_t found = 0;
+    for (size_t at = 0; at < len; at++) {
+        uint8_t c = fold(data[at]);
+        for (uint32_t k = 0; k < nkeywords; k++) {
+            const uint8_t *kw = (const uint8_t *)keywords[k];
+            if (fold(kw[0]) != c)
+                continue;
+            size_t j = 1;
+            while (kw[j] && at + j < len && fold(data[at + j]) == fold(kw[j]))
+                j++;
+            if (kw[j])
+                continue;
+            if (*nhits == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 64;
+                gpu_hit *grown = realloc(*hits, ncap * sizeof *grown);
+                if (!grown)
+                    return (size_t)-1;
+                *hits = grown;
+                *cap = ncap;
+            }
+            (*hits)[(*nhits)++] = (gpu_hit){.offset = at, .chunk = chunk, .keyword = k};
+            found++;
+        }
+    }
+    return found;
+}
+
+struct gpu_session {
+    char **keywords;
+    uint32_t nkeywords;
+    int persistent;
+    int fail_launch;
+    gpu_hit *hits;
+    size_t nhits, cap;
+};
+
+static int ref_version(void)
+{
+    return GPU_ABI_VERSION;
+}
+
+static int ref_device_count(int *count, char *msg, size_t cap)
+{
+    (void)msg;
+    (void)cap;
+    *count = 1;
+    return 0;
+}
+
+static int ref_device_name(int device, char *name, size_t cap)
+{
+    snprintf(name, cap, "reference %d", device);
+    return 0;
+}
+
+static void ref_close(gpu_session *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->nkeywords; i++)
+        free(s->keywords[i]);
+    free(s->keywords);
+    free(s->hits);
+    free(s);
+}
+
+static int ref_open(const char *const *keywords, uint32_t n, const gpu_session_opts *o,
+                    gpu_session **out, char *msg, size_t cap)
+{
+    const char *ff = o->force_fail;
+    if (forced(ff, "open")) {
+        snprintf(msg, cap, "session open failed (forced)");
+        return 1;
+    }
+    gpu_session *s = calloc(1, sizeof *s);
+    if (!s || !(s->keywords = calloc(n + 1, sizeof *s->keywords))) {
+        free(s);
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    s->nkeywords = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (!(s->keywords[i] = strdup(keywords[i]))) {
+            ref_close(s);
+            snprintf(msg, cap, "out of memory");
+            return 1;
+        }
+    s->persistent = o->persistent && !forced(ff, "persistent");
+    if (o->persistent && !s->persistent && !o->quiet)
+        fprintf(stderr, "keyhog: gpu: persistent kernel not started (forced); "
+                        "one launch per batch\n");
+    /* As on the device, a failing launch matters only without the
+     * resident kernel. */
+    s->fail_launch = !s->persistent && forced(ff, "launch");
+    *out = s;
+    return 0;
+}
+
+static int ref_submit(gpu_session *s, const uint8_t *const *data, const size_t *len, size_t n,
+                      gpu_batch_result *res, char *msg, size_t cap)
+{
+    if (s->fail_launch) {
+        snprintf(msg, cap, "kernel launch failed (forced)");
+        return 1;
+    }
+    s->nhits = 0;
+    for (size_t i = 0; i < n; i++)
+        if (gpu_find_keywords_cpu((const char *const *)s->keywords, s->nkeywords, data[i], len[i],
+                                  (uint32_t)i, &s->hits, &s->nhits, &s->cap) == (size_t)-1) {
+            snprintf(msg, cap, "out of memory");
+            return 1;
+        }
+    res->hits = s->hits;
+    res->nhits = s->nhits;
+    res->overflow = 0;
+    res->device_ms = 0;
+    return 0;
+}
+
+static const char *ref_mode(const gpu_session *s)
+{
+    return s->persistent ? "persistent" : "launch";
+}
+
+static const gpu_api reference_api = {
+    .api_version = ref_version,
+    .device_count = ref_device_count,
+    .device_name = ref_device_name,
+    .session_open = ref_open,
+    .session_submit_batch = ref_submit,
+    .session_mode = ref_mode,
+    .session_close = ref_close,
+};
+
+const gpu_api *gpu_reference_api(void)
+{
+    return &reference_api;
+}

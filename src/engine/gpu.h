@@ -1,0 +1,107 @@
+/*
+ * gpu.h - the seam between libkeyhog and the CUDA backend.
+ *
+ * The backend lives in its own shared object (libkeyhog_gpu.so, built from
+ * src/engine/gpu/ only where nvcc exists) so that the keyhog binary never
+ * links libcudart: src/engine/gpu.c dlopens it and reaches it only through
+ * the plain C ABI below.  The ABI is deliberately tiny: open a session on
+ * one device with the keyword table, submit a batch of chunks, read back
+ * (chunk, offset, keyword) hits, close.  The GPU only says where keywords
+ * are; the CPU path's own code confirms every match (engine_scan_regions),
+ * which is what makes both backends print the same bytes.
+ *
+ * gpu.c also carries a CPU implementation of the same ABI (gpu_reference_api)
+ * so the whole dispatch, fallback chain included, is tested on machines
+ * without a GPU.
+ */
+#ifndef KH_ENGINE_GPU_H
+#define KH_ENGINE_GPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a struct or signature below changes; the loader refuses a
+ * library that reports another version. */
+#define GPU_ABI_VERSION 1
+
+/* Longest keyword the device tables hold; longer ones (none today) make the
+ * loader keep the CPU. */
+#define GPU_MAX_KEYWORD 64
+
+typedef struct gpu_session gpu_session;
+
+/* One keyword occurrence: keyword `keyword` starts at byte `offset` of chunk
+ * `chunk` of the submitted batch.  A session returns hits grouped by chunk in
+ * ascending chunk order (offsets within a chunk in no particular order). */
+typedef struct gpu_hit {
+    uint64_t offset;
+    uint32_t chunk;
+    uint32_t keyword;
+} gpu_hit;
+
+typedef struct gpu_session_opts {
+    int device;             /* CUDA device index */
+    int persistent;         /* try the resident kernel first */
+    const char *force_fail; /* test hook: "open", "persistent" or "launch" */
+    size_t piece_bytes;     /* bytes per copy/compute piece; 0 = default */
+    size_t max_hits;        /* hit queue capacity per batch; 0 = default */
+    int quiet;              /* no line on stderr when a mode is dropped */
+} gpu_session_opts;
+
+typedef struct gpu_batch_result {
+    const gpu_hit *hits; /* owned by the session, valid until the next call */
+    size_t nhits;
+    int overflow;        /* more hits than the queue holds: scan on the CPU */
+    double device_ms;    /* time from first copy to last hit read back */
+} gpu_batch_result;
+
+/* Every entry point of a backend.  Functions returning int give 0 on
+ * success, otherwise non-zero with a one-line reason in msg. */
+typedef struct gpu_api {
+    int (*api_version)(void);
+    int (*device_count)(int *count, char *msg, size_t msg_cap);
+    int (*device_name)(int device, char *name, size_t cap);
+    int (*session_open)(const char *const *keywords, uint32_t nkeywords,
+                        const gpu_session_opts *opts, gpu_session **out, char *msg,
+                        size_t msg_cap);
+    int (*session_submit_batch)(gpu_session *s, const uint8_t *const *data, const size_t *len,
+                                size_t nchunks, gpu_batch_result *res, char *msg,
+                                size_t msg_cap);
+    /* "persistent" or "launch": which kernel mode serves batches now. */
+    const char *(*session_mode)(const gpu_session *s);
+    void (*session_close)(gpu_session *s);
+} gpu_api;
+
+/* The symbol the shared object exports: fills *api; 0 on success. */
+typedef int (*gpu_get_api_fn)(gpu_api *api);
+#define GPU_GET_API_SYMBOL "keyhog_gpu_get_api"
+
+#ifdef __cplusplus
+}
+#endif
+
+#ifndef __CUDACC__
+#include "keyhog.h"
+
+/* The CPU implementation of the ABI: finds every keyword occurrence by
+ * plain search.  Honours force_fail like the real backend ("launch" fails
+ * every batch, "persistent" starts in launch mode, "open" fails open). */
+const gpu_api *gpu_reference_api(void);
+
+/* kh_gpu_open with a given backend instead of the dlopened one (tests). */
+int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,
+                 kh_gpu **out, kh_error *err);
+
+/* Every keyword occurrence in data (ASCII case-insensitive), appended to
+ * hits (grown with realloc); returns the count, or (size_t)-1 on out of
+ * memory.  The reference the device kernel is tested against. */
+size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
+                             const uint8_t *data, size_t len, uint32_t chunk, gpu_hit **hits,
+                             size_t *nhits, size_t *cap);
+#endif
+
+#endif

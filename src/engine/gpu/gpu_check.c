@@ -1,0 +1,161 @@
+/*
+ * gpu_check.c - checks libkeyhog_gpu.so on a machine with a GPU, without
+ * the rest of keyhog: loads it as libkeyhog does (dlopen + the ABI), feeds
+ * random text with keywords planted in mixed case, at chunk edges and
+ * across piece cuts, and requires exactly the hits of a plain CPU search,
+ * in persistent and per-launch mode and through each forced failure.
+ *
+ *   gpu_check LIB KEYWORDS_FILE      (one keyword per line; exit 0 = pass)
+ */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/gpu.h"
+
+static int fold(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c | 0x20 : c;
+}
+
+static int cmp_hit(const void *a, const void *b)
+{
+    const gpu_hit *x = a, *y = b;
+    if (x->chunk != y->chunk)
+        return x->chunk < y->chunk ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return (x->keyword > y->keyword) - (x->keyword < y->keyword);
+}
+
+static size_t reference(char **kw, uint32_t nkw, uint8_t **data, size_t *len, size_t n,
+                        gpu_hit *out, size_t cap)
+{
+    size_t m = 0;
+    for (size_t c = 0; c < n; c++)
+        for (size_t at = 0; at < len[c]; at++)
+            for (uint32_t k = 0; k < nkw; k++) {
+                size_t j = 0;
+                while (kw[k][j] && at + j < len[c] &&
+                       fold(data[c][at + j]) == fold((unsigned char)kw[k][j]))
+                    j++;
+                if (!kw[k][j] && m < cap)
+                    out[m++] = (gpu_hit){at, (uint32_t)c, k};
+            }
+    return m;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: gpu_check LIB KEYWORDS_FILE\n");
+        return 2;
+    }
+    void *dl = dlopen(argv[1], RTLD_NOW);
+    if (!dl) {
+        fprintf(stderr, "%s\n", dlerror());
+        return 2;
+    }
+    gpu_get_api_fn get = (gpu_get_api_fn)(uintptr_t)dlsym(dl, GPU_GET_API_SYMBOL);
+    gpu_api api;
+    if (!get || get(&api) || api.api_version() != GPU_ABI_VERSION)
+        return 2;
+    FILE *f = fopen(argv[2], "r");
+    if (!f)
+        return 2;
+    char *kw[4096], line[256];
+    uint32_t nkw = 0;
+    while (nkw < 4096 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (strlen(line) >= 2)
+            kw[nkw++] = strdup(line);
+    }
+    fclose(f);
+    char msg[256];
+    int ndev = 0;
+    if (api.device_count(&ndev, msg, sizeof msg) || ndev < 1) {
+        fprintf(stderr, "no device: %s\n", msg);
+        return 2;
+    }
+    /* Chunks: empty, tiny, and bigger than a piece (pieces are 64 KiB here). */
+    enum { NCHUNK = 300 };
+    uint8_t *data[NCHUNK];
+    size_t len[NCHUNK];
+    uint64_t x = 12345;
+    size_t total = 0;
+    for (int c = 0; c < NCHUNK; c++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        len[c] = c == 0 ? 0 : c % 50 == 0 ? 200000 + x % 100000 : x % 3000;
+        data[c] = malloc(len[c] + 1);
+        for (size_t i = 0; i < len[c]; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            data[c][i] = (uint8_t)(" etaoinsrhldcu_=:\"'\n0123456789ABCDEFxyz-kKpP"[x % 44]);
+        }
+        /* Plant keywords, some at the very start and end of the chunk. */
+        for (int p = 0; p < 6 && len[c] > 40; p++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *k = kw[x % nkw];
+            size_t kl = strlen(k);
+            size_t at = p == 0 ? 0 : p == 1 ? len[c] - kl : (x >> 20) % (len[c] - kl);
+            for (size_t j = 0; j < kl; j++)
+                data[c][at + j] = (uint8_t)((x >> j) & 1 && k[j] >= 'a' && k[j] <= 'z'
+                                                ? k[j] - 32
+                                                : k[j]);
+        }
+        total += len[c];
+    }
+    size_t cap = 1 << 22;
+    gpu_hit *want = malloc(cap * sizeof *want), *got = malloc(cap * sizeof *got);
+    size_t nwant = reference(kw, nkw, data, len, NCHUNK, want, cap);
+    qsort(want, nwant, sizeof *want, cmp_hit);
+    printf("%zu bytes in %d chunks, %zu keyword hits expected\n", total, NCHUNK, nwant);
+    const char *cases[][2] = {{"persistent", NULL},       {"launch", NULL},
+                              {"persistent", "persistent"}, {"persistent", "launch"},
+                              {"launch", "launch"},       {"persistent", "open"}};
+    int failures = 0;
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        gpu_session_opts o = {.device = 0,
+                              .persistent = !strcmp(cases[t][0], "persistent"),
+                              .force_fail = cases[t][1],
+                              .piece_bytes = 64 << 10};
+        gpu_session *s = NULL;
+        int want_fail_open = cases[t][1] && !strcmp(cases[t][1], "open");
+        int want_fail_submit = cases[t][1] && !strcmp(cases[t][1], "launch") &&
+                               (!o.persistent);
+        if (api.session_open((const char *const *)kw, nkw, &o, &s, msg, sizeof msg)) {
+            printf("%-10s force=%-10s open failed: %s -> %s\n", cases[t][0],
+                   cases[t][1] ? cases[t][1] : "-", msg, want_fail_open ? "ok" : "FAIL");
+            failures += !want_fail_open;
+            continue;
+        }
+        for (int round = 0; round < 3; round++) {
+            gpu_batch_result r;
+            int rc = api.session_submit_batch(s, (const uint8_t *const *)data, len, NCHUNK, &r,
+                                              msg, sizeof msg);
+            if (rc) {
+                printf("%-10s force=%-10s submit failed: %s -> %s\n", cases[t][0],
+                       cases[t][1] ? cases[t][1] : "-", msg, want_fail_submit ? "ok" : "FAIL");
+                failures += !want_fail_submit;
+                break;
+            }
+            memcpy(got, r.hits, r.nhits * sizeof *got);
+            for (size_t i = 1; i < r.nhits; i++)
+                if (got[i].chunk < got[i - 1].chunk) {
+                    printf("hits not grouped by chunk\n");
+                    failures++;
+                    break;
+                }
+            qsort(got, r.nhits, sizeof *got, cmp_hit);
+            int same = r.nhits == nwant && !memcmp(got, want, nwant * sizeof *got);
+            printf("%-10s force=%-10s round %d mode=%s hits=%zu %.2f ms -> %s\n", cases[t][0],
+                   cases[t][1] ? cases[t][1] : "-", round, api.session_mode(s), r.nhits,
+                   r.device_ms, same && !want_fail_submit ? "ok" : "FAIL");
+            failures += !same || want_fail_submit;
+        }
+        api.session_close(s);
+    }
+    printf("%s\n", failures ? "FAILED" : "PASSED");
+    return failures ? 1 : 0;
+}

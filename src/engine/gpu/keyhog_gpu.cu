@@ -1,0 +1,946 @@
+/*
+ * keyhog_gpu.cu - the CUDA backend (libkeyhog_gpu.so): finds every
+ * occurrence of every detector keyword in batches of chunks.
+ *
+ * Why only keywords: every pattern of a detector with keywords holds one of
+ * them, so windows around all keyword occurrences contain every match, and
+ * the CPU confirms those windows with exactly the code kh_scan runs.  The
+ * device does the part that touches every byte; the CPU does the part that
+ * needs regexes, on a few percent of the bytes.
+ *
+ * Kernel: each thread takes 16 bytes (one 16-byte load, coalesced across
+ * the warp; the 2 bytes after come from the neighbour lane by shuffle).  A
+ * position passes a filter in shared memory - a 64 Ki-bit table of 2-byte
+ * prefixes of 2-byte keywords and a 256 Ki-bit hashed table of 3-byte
+ * prefixes of longer ones - and only then is it verified against the
+ * keywords of its 2-byte prefix (a bucket table in global memory), with
+ * ASCII letters folded to lower case.  Chunks are packed one after another
+ * with a NUL between them; no keyword holds a NUL, so none spans two chunks.
+ *
+ * Session: device buffers stay resident (two input buffers, keyword tables,
+ * hit queue, control block).  A batch is cut into pieces; the host packs
+ * piece k+1 into pinned staging memory and copies it on its own stream while
+ * the device scans piece k (double buffering), each piece carrying the
+ * longest-keyword overlap past its end so no keyword straddles a cut.
+ *
+ * Persistent mode: one cooperative launch stays resident; block 0 polls a
+ * command word in mapped host memory and relays it through device memory to
+ * the other blocks (so only one thread reads across PCIe), and the last
+ * block to finish a piece publishes the hit count and a done word back into
+ * mapped memory.  No launch per batch.  If it cannot start (launch error,
+ * no handshake within 5 s) or a piece times out, the session drops to one
+ * launch per piece; if that fails, submit fails and libkeyhog scans on the
+ * CPU.  Each drop prints one line on stderr.  KEYHOG_GPU_FORCE_FAIL (passed
+ * in as opts->force_fail, a comma list of open, persistent, launch) forces
+ * each failure for tests.
+ */
+#include <cuda_runtime.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/gpu.h"
+
+#define THREADS 256
+#define SEG 16
+#define BIT2_WORDS (65536 / 32)
+#define BIT3_LOG 18
+#define BIT3_WORDS ((1u << BIT3_LOG) / 32)
+#define DEFAULT_PIECE (16u << 20)
+#define DEFAULT_MAX_HITS (4u << 20)
+#define PAD 64
+#define START_TIMEOUT_S 5.0
+#define PIECE_TIMEOUT_S 10.0
+
+typedef struct dev_hit {
+    unsigned long long pos; /* in the packed batch */
+    unsigned int keyword;
+    unsigned int pad;
+} dev_hit;
+
+typedef struct kw_entry {
+    unsigned int off, len;
+} kw_entry;
+
+typedef struct tables {
+    const unsigned int *bits; /* BIT2_WORDS then BIT3_WORDS */
+    const unsigned int *bucket; /* 65537 starts into order[] by 2-byte prefix */
+    const unsigned int *order;  /* keyword ids */
+    const kw_entry *kw;
+    const unsigned char *bytes; /* lower-cased keywords */
+} tables;
+
+typedef struct sink {
+    dev_hit *hits;
+    unsigned long long *count;
+    unsigned long long cap;
+} sink;
+
+/* Written by the host, read by block 0 of the persistent kernel. */
+typedef struct host_ctrl {
+    volatile unsigned int seq, stop, started, done_seq;
+    volatile unsigned long long base, valid, nhits_out;
+    volatile unsigned int buf, end_batch;
+} host_ctrl;
+
+/* Block 0's relay of the command, in device memory. */
+typedef struct dev_ctrl {
+    volatile unsigned int seq, stop, buf, end_batch;
+    volatile unsigned long long base, valid;
+    unsigned int started_blocks, done_blocks;
+} dev_ctrl;
+
+__device__ __forceinline__ unsigned int fold(unsigned int c)
+{
+    return c + ((c - 'A') < 26u ? 32u : 0u);
+}
+
+template <bool COHERENT> __device__ __forceinline__ uint4 load16(const unsigned char *p)
+{
+    /* The resident kernel reads buffers the copy engine rewrites under it:
+     * .cg loads skip the (incoherent) L1. */
+    if (COHERENT)
+        return __ldcg(reinterpret_cast<const uint4 *>(p));
+    return *reinterpret_cast<const uint4 *>(p);
+}
+
+template <bool COHERENT> __device__ __forceinline__ unsigned int load4(const unsigned char *p)
+{
+    if (COHERENT)
+        return __ldcg(reinterpret_cast<const unsigned int *>(p));
+    return *reinterpret_cast<const unsigned int *>(p);
+}
+
+template <bool COHERENT> __device__ __forceinline__ unsigned int load1(const unsigned char *p)
+{
+    if (COHERENT)
+        return __ldcg(p);
+    return *p;
+}
+
+__device__ __forceinline__ void load_filters(unsigned int *sbits, const tables &t)
+{
+    for (unsigned int i = threadIdx.x; i < BIT2_WORDS + BIT3_WORDS; i += blockDim.x)
+        sbits[i] = t.bits[i];
+    __syncthreads();
+}
+
+template <bool COHERENT>
+__device__ __forceinline__ void verify(const unsigned char *buf, unsigned long long pos,
+                                       unsigned int pair, unsigned long long base,
+                                       const tables &t, const sink &out)
+{
+    unsigned int end = t.bucket[pair + 1];
+    for (unsigned int k = t.bucket[pair]; k < end; k++) {
+        unsigned int id = t.order[k];
+        kw_entry e = t.kw[id];
+        unsigned int j = 2;
+        while (j < e.len && fold(load1<COHERENT>(buf + pos + j)) == t.bytes[e.off + j])
+            j++;
+        if (j == e.len) {
+            unsigned long long at = atomicAdd(out.count, 1ull);
+            if (at < out.cap) {
+                dev_hit h = {base + pos, id, 0};
+                out.hits[at] = h;
+            }
+        }
+    }
+}
+
+/* Scans starts [0, valid) of buf; bytes up to valid + longest keyword (and
+ * PAD more) are readable.  Trip counts are uniform per block so every lane
+ * reaches the shuffle. */
+template <bool COHERENT>
+__device__ void scan_piece(const unsigned char *buf, unsigned long long base,
+                           unsigned long long valid, const unsigned int *sbits,
+                           const tables &t, const sink &out, unsigned int block,
+                           unsigned int nblocks)
+{
+    unsigned long long nseg = (valid + SEG - 1) / SEG;
+    unsigned long long stride = (unsigned long long)nblocks * blockDim.x;
+    unsigned int lane = threadIdx.x & 31;
+    for (unsigned long long first = (unsigned long long)block * blockDim.x; first < nseg;
+         first += stride) {
+        unsigned long long seg = first + threadIdx.x;
+        int active = seg < nseg;
+        uint4 w = active ? load16<COHERENT>(buf + seg * SEG) : make_uint4(0, 0, 0, 0);
+        unsigned int next = __shfl_down_sync(0xffffffffu, w.x, 1);
+        if (active && (lane == 31 || seg + 1 >= nseg))
+            next = load4<COHERENT>(buf + seg * SEG + SEG);
+        if (!active)
+            continue;
+        unsigned int c[SEG + 2];
+        unsigned int words[5] = {w.x, w.y, w.z, w.w, next};
+#pragma unroll
+        for (int i = 0; i < SEG + 2; i++)
+            c[i] = fold((words[i >> 2] >> ((i & 3) * 8)) & 0xffu);
+        unsigned long long at = seg * SEG;
+#pragma unroll
+        for (int i = 0; i < SEG; i++) {
+            unsigned int pair = c[i] | (c[i + 1] << 8);
+            unsigned int h = ((pair | (c[i + 2] << 16)) * 0x9E3779B1u) >> (32 - BIT3_LOG);
+            unsigned int hit2 = (sbits[pair >> 5] >> (pair & 31)) & 1u;
+            unsigned int hit3 = (sbits[BIT2_WORDS + (h >> 5)] >> (h & 31)) & 1u;
+            if ((hit2 | hit3) && at + i < valid)
+                verify<COHERENT>(buf, at + i, pair, base, t, out);
+        }
+    }
+}
+
+__global__ void __launch_bounds__(THREADS)
+    launch_kernel(const unsigned char *buf, unsigned long long base, unsigned long long valid,
+                  tables t, sink out)
+{
+    __shared__ unsigned int sbits[BIT2_WORDS + BIT3_WORDS];
+    load_filters(sbits, t);
+    scan_piece<false>(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x);
+}
+
+__global__ void __launch_bounds__(THREADS)
+    persistent_kernel(host_ctrl *hc, dev_ctrl *dc, const unsigned char *buf0,
+                      const unsigned char *buf1, tables t, sink out)
+{
+    __shared__ unsigned int sbits[BIT2_WORDS + BIT3_WORDS];
+    __shared__ unsigned int s_seq, s_stop, s_buf, s_end;
+    __shared__ unsigned long long s_base, s_valid;
+    load_filters(sbits, t);
+    if (threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(&dc->started_blocks, 1u) == gridDim.x - 1) {
+            hc->started = 1;
+            __threadfence_system();
+        }
+    }
+    unsigned int last = 0;
+    for (;;) {
+        if (threadIdx.x == 0) {
+            unsigned int q;
+            if (blockIdx.x == 0) {
+                while ((q = hc->seq) == last)
+                    __nanosleep(1000);
+                __threadfence_system();
+                dc->base = hc->base;
+                dc->valid = hc->valid;
+                dc->buf = hc->buf;
+                dc->end_batch = hc->end_batch;
+                dc->stop = hc->stop;
+                __threadfence();
+                dc->seq = q;
+            } else {
+                while ((q = dc->seq) == last)
+                    __nanosleep(500);
+                __threadfence();
+            }
+            s_seq = q;
+            s_stop = dc->stop;
+            s_base = dc->base;
+            s_valid = dc->valid;
+            s_buf = dc->buf;
+            s_end = dc->end_batch;
+        }
+        __syncthreads();
+        if (s_stop)
+            return;
+        last = s_seq;
+        scan_piece<true>(s_buf ? buf1 : buf0, s_base, s_valid, sbits, t, out, blockIdx.x,
+                         gridDim.x);
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            __threadfence();
+            if (atomicAdd(&dc->done_blocks, 1u) == gridDim.x - 1) {
+                dc->done_blocks = 0;
+                volatile unsigned long long *count = out.count;
+                hc->nhits_out = *count;
+                if (s_end)
+                    *count = 0;
+                __threadfence_system();
+                hc->done_seq = last;
+            }
+        }
+        __syncthreads();
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Host side                                                           */
+/* ------------------------------------------------------------------ */
+
+enum { MODE_LAUNCH = 0, MODE_PERSISTENT = 1 };
+
+struct gpu_session {
+    int device;
+    volatile int mode;
+    int quiet, fail_launch;
+    int nkeywords, maxkw;
+    cudaStream_t copy[2], kstream;
+    cudaEvent_t copied[2], computed[2];
+    unsigned char *stage[2], *dbuf[2];
+    size_t piece;
+    void *dtables; /* one allocation holding every table */
+    tables t;
+    dev_hit *dhits, *hhits;
+    unsigned long long *dcount;
+    size_t cap;
+    host_ctrl *hctrl, *hctrl_dev;
+    dev_ctrl *dctrl;
+    unsigned int seq;
+    int grid;
+    int persistent_running;
+    /* results */
+    gpu_hit *out;
+    size_t out_cap;
+    unsigned long long *starts;
+    size_t starts_cap;
+    size_t *counts;
+    size_t counts_cap;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int forced(const char *list, const char *what)
+{
+    if (!list)
+        return 0;
+    size_t n = strlen(what);
+    for (const char *p = list; (p = strstr(p, what)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+static int cuda_fail(cudaError_t e, const char *what, char *msg, size_t cap)
+{
+    if (e == cudaSuccess)
+        return 0;
+    snprintf(msg, cap, "%s: %s", what, cudaGetErrorString(e));
+    return 1;
+}
+
+#define TRY(call, what)                                                                       \
+    do {                                                                                      \
+        if (cuda_fail((call), (what), msg, cap))                                              \
+            goto fail;                                                                        \
+    } while (0)
+
+static int kh_api_version(void)
+{
+    return GPU_ABI_VERSION;
+}
+
+static int kh_device_count(int *count, char *msg, size_t cap)
+{
+    *count = 0;
+    cudaError_t e = cudaGetDeviceCount(count);
+    if (e != cudaSuccess) {
+        *count = 0;
+        snprintf(msg, cap, "%s", cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return 1;
+    }
+    if (*count == 0)
+        snprintf(msg, cap, "no CUDA device");
+    return 0;
+}
+
+static int kh_device_name(int device, char *name, size_t cap)
+{
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, device) != cudaSuccess)
+        return 1;
+    snprintf(name, cap, "%s", p.name);
+    return 0;
+}
+
+static void drop_line(gpu_session *s, const char *why)
+{
+    if (!s->quiet)
+        fprintf(stderr, "keyhog: gpu %d: persistent kernel dropped: %s; one launch per batch\n",
+                s->device, why);
+}
+
+/* Spins on a word the device writes into mapped memory. */
+static int wait_word(volatile unsigned int *word, unsigned int want, double timeout)
+{
+    double deadline = now_s() + timeout;
+    for (unsigned int spin = 0; *word != want; spin++) {
+        if ((spin & 1023) == 0) {
+            if (now_s() > deadline)
+                return 1;
+            sched_yield();
+        }
+    }
+    __sync_synchronize();
+    return 0;
+}
+
+static int wait_stream(cudaStream_t st, double timeout, char *msg, size_t cap)
+{
+    double deadline = now_s() + timeout;
+    for (;;) {
+        cudaError_t e = cudaStreamQuery(st);
+        if (e == cudaSuccess)
+            return 0;
+        if (e != cudaErrorNotReady)
+            return cuda_fail(e, "kernel", msg, cap);
+        if (now_s() > deadline) {
+            snprintf(msg, cap, "kernel did not finish within %.0f s", timeout);
+            return 1;
+        }
+        sched_yield();
+    }
+}
+
+static void stop_persistent(gpu_session *s)
+{
+    if (!s->persistent_running)
+        return;
+    s->hctrl->stop = 1;
+    __sync_synchronize();
+    s->hctrl->seq = ++s->seq;
+    char msg[64];
+    wait_stream(s->kstream, 2.0, msg, sizeof msg);
+    s->persistent_running = 0;
+}
+
+static int start_persistent(gpu_session *s, char *msg, size_t cap)
+{
+    int per_sm = 0;
+    cudaDeviceProp p;
+    TRY(cudaGetDeviceProperties(&p, s->device), "device properties");
+    if (!p.cooperativeLaunch) {
+        snprintf(msg, cap, "device cannot launch cooperative kernels");
+        return 1;
+    }
+    TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, persistent_kernel, THREADS, 0),
+        "occupancy");
+    if (per_sm < 1) {
+        snprintf(msg, cap, "kernel does not fit on a multiprocessor");
+        return 1;
+    }
+    {
+        memset((void *)s->hctrl, 0, sizeof *s->hctrl);
+        s->seq = 0;
+        TRY(cudaMemset(s->dctrl, 0, sizeof *s->dctrl), "control block");
+        TRY(cudaMemset(s->dcount, 0, sizeof *s->dcount), "hit counter");
+        const unsigned char *b0 = s->dbuf[0], *b1 = s->dbuf[1];
+        sink out = {s->dhits, s->dcount, s->cap};
+        void *args[] = {&s->hctrl_dev, &s->dctrl, &b0, &b1, &s->t, &out};
+        dim3 grid((unsigned)(per_sm * p.multiProcessorCount)), block(THREADS);
+        TRY(cudaLaunchCooperativeKernel((const void *)persistent_kernel, grid, block, args, 0,
+                                        s->kstream),
+            "cooperative launch");
+        s->persistent_running = 1;
+        if (wait_word(&s->hctrl->started, 1, START_TIMEOUT_S)) {
+            snprintf(msg, cap, "no handshake within %.0f s", START_TIMEOUT_S);
+            stop_persistent(s);
+            return 1;
+        }
+        return 0;
+    }
+fail:
+    (void)cudaGetLastError();
+    return 1;
+}
+
+static void kh_session_close(gpu_session *s)
+{
+    if (!s)
+        return;
+    cudaSetDevice(s->device);
+    stop_persistent(s);
+    for (int i = 0; i < 2; i++) {
+        if (s->copy[i])
+            cudaStreamDestroy(s->copy[i]);
+        if (s->copied[i])
+            cudaEventDestroy(s->copied[i]);
+        if (s->computed[i])
+            cudaEventDestroy(s->computed[i]);
+        cudaFreeHost(s->stage[i]);
+        cudaFree(s->dbuf[i]);
+    }
+    if (s->kstream)
+        cudaStreamDestroy(s->kstream);
+    cudaFree(s->dtables);
+    cudaFree(s->dhits);
+    cudaFree(s->dcount);
+    cudaFree(s->dctrl);
+    cudaFreeHost(s->hhits);
+    cudaFreeHost((void *)s->hctrl);
+    free(s->out);
+    free(s->starts);
+    free(s->counts);
+    free(s);
+}
+
+static unsigned int host_fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned)c | 0x20u : c;
+}
+
+/* Builds the filter bits, buckets and keyword bytes in one host block laid
+ * out exactly as on the device, and copies it over in one go. */
+static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n, char *msg,
+                         size_t cap)
+{
+    size_t total = 0;
+    for (unsigned int i = 0; i < n; i++)
+        total += strlen(kws[i]);
+    size_t off_bits = 0;
+    size_t off_bucket = off_bits + (BIT2_WORDS + BIT3_WORDS) * 4;
+    size_t off_order = off_bucket + 65537 * 4;
+    size_t off_kw = off_order + (size_t)n * 4;
+    size_t off_bytes = off_kw + (size_t)n * sizeof(kw_entry);
+    size_t size = off_bytes + total + 16;
+    unsigned char *h = (unsigned char *)calloc(1, size);
+    if (!h) {
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    unsigned int *bits = (unsigned int *)(h + off_bits);
+    unsigned int *bucket = (unsigned int *)(h + off_bucket);
+    unsigned int *order = (unsigned int *)(h + off_order);
+    kw_entry *kw = (kw_entry *)(h + off_kw);
+    unsigned char *bytes = h + off_bytes;
+    size_t at = 0;
+    s->maxkw = 0;
+    for (unsigned int i = 0; i < n; i++) {
+        size_t l = strlen(kws[i]);
+        kw[i].off = (unsigned)at;
+        kw[i].len = (unsigned)l;
+        for (size_t j = 0; j < l; j++)
+            bytes[at + j] = (unsigned char)host_fold((unsigned char)kws[i][j]);
+        unsigned int pair = bytes[at] | (bytes[at + 1] << 8);
+        if (l == 2) {
+            bits[pair >> 5] |= 1u << (pair & 31);
+        } else {
+            unsigned int hh = ((pair | ((unsigned)bytes[at + 2] << 16)) * 0x9E3779B1u) >>
+                              (32 - BIT3_LOG);
+            bits[BIT2_WORDS + (hh >> 5)] |= 1u << (hh & 31);
+        }
+        bucket[pair + 1]++;
+        if ((int)l > s->maxkw)
+            s->maxkw = (int)l;
+        at += l;
+    }
+    for (unsigned int i = 0; i < 65536; i++)
+        bucket[i + 1] += bucket[i];
+    unsigned int *fill = (unsigned int *)calloc(65536, sizeof *fill);
+    if (!fill) {
+        free(h);
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        unsigned int pair = bytes[kw[i].off] | (bytes[kw[i].off + 1] << 8);
+        order[bucket[pair] + fill[pair]++] = i;
+    }
+    free(fill);
+    cudaError_t e = cudaMalloc(&s->dtables, size);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(s->dtables, h, size, cudaMemcpyHostToDevice);
+    free(h);
+    if (cuda_fail(e, "keyword tables", msg, cap))
+        return 1;
+    unsigned char *d = (unsigned char *)s->dtables;
+    s->t.bits = (const unsigned int *)(d + off_bits);
+    s->t.bucket = (const unsigned int *)(d + off_bucket);
+    s->t.order = (const unsigned int *)(d + off_order);
+    s->t.kw = (const kw_entry *)(d + off_kw);
+    s->t.bytes = d + off_bytes;
+    return 0;
+}
+
+static int kh_session_open(const char *const *keywords, uint32_t n, const gpu_session_opts *o,
+                           gpu_session **out, char *msg, size_t cap)
+{
+    *out = NULL;
+    if (forced(o->force_fail, "open")) {
+        snprintf(msg, cap, "device %d: session open failed (forced by KEYHOG_GPU_FORCE_FAIL)",
+                 o->device);
+        return 1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        size_t l = strlen(keywords[i]);
+        if (l < 2 || l > GPU_MAX_KEYWORD) {
+            snprintf(msg, cap, "keyword length %zu out of range", l);
+            return 1;
+        }
+    }
+    gpu_session *s = (gpu_session *)calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    s->device = o->device;
+    s->quiet = o->quiet;
+    s->fail_launch = forced(o->force_fail, "launch");
+    s->nkeywords = (int)n;
+    s->piece = o->piece_bytes ? o->piece_bytes : DEFAULT_PIECE;
+    s->piece = (s->piece + SEG - 1) / SEG * SEG;
+    s->cap = o->max_hits ? o->max_hits : DEFAULT_MAX_HITS;
+    s->mode = MODE_LAUNCH;
+    cudaDeviceProp p;
+    TRY(cudaSetDevice(o->device), "set device");
+    TRY(cudaGetDeviceProperties(&p, o->device), "device properties");
+    s->grid = p.multiProcessorCount * 4;
+    if (upload_tables(s, keywords, n, msg, cap))
+        goto fail;
+    for (int i = 0; i < 2; i++) {
+        size_t bytes = s->piece + GPU_MAX_KEYWORD + PAD;
+        TRY(cudaStreamCreateWithFlags(&s->copy[i], cudaStreamNonBlocking), "stream");
+        TRY(cudaEventCreateWithFlags(&s->copied[i], cudaEventDisableTiming), "event");
+        TRY(cudaEventCreateWithFlags(&s->computed[i], cudaEventDisableTiming), "event");
+        TRY(cudaHostAlloc((void **)&s->stage[i], bytes, cudaHostAllocDefault), "pinned staging");
+        TRY(cudaMalloc((void **)&s->dbuf[i], bytes), "input buffer");
+        TRY(cudaMemset(s->dbuf[i], 0, bytes), "input buffer");
+    }
+    TRY(cudaStreamCreateWithFlags(&s->kstream, cudaStreamNonBlocking), "stream");
+    TRY(cudaMalloc((void **)&s->dhits, s->cap * sizeof(dev_hit)), "hit queue");
+    TRY(cudaHostAlloc((void **)&s->hhits, s->cap * sizeof(dev_hit), cudaHostAllocDefault),
+        "pinned hit queue");
+    TRY(cudaMalloc((void **)&s->dcount, sizeof *s->dcount), "hit counter");
+    TRY(cudaMemset(s->dcount, 0, sizeof *s->dcount), "hit counter");
+    TRY(cudaMalloc((void **)&s->dctrl, sizeof *s->dctrl), "control block");
+    TRY(cudaHostAlloc((void **)&s->hctrl, sizeof *s->hctrl, cudaHostAllocMapped),
+        "mapped control block");
+    TRY(cudaHostGetDevicePointer((void **)&s->hctrl_dev, (void *)s->hctrl, 0),
+        "mapped control block");
+    if (o->persistent) {
+        char why[200];
+        if (forced(o->force_fail, "persistent")) {
+            drop_line(s, "not started (forced by KEYHOG_GPU_FORCE_FAIL)");
+        } else if (start_persistent(s, why, sizeof why)) {
+            drop_line(s, why);
+        } else {
+            s->mode = MODE_PERSISTENT;
+        }
+    }
+    *out = s;
+    return 0;
+fail:
+    (void)cudaGetLastError();
+    kh_session_close(s);
+    return 1;
+}
+
+/* Copies the packed stream [from, from + n) into dst: each chunk followed by
+ * one NUL.  *ci / *co is the cursor (chunk, offset within chunk + NUL). */
+static void pack(const uint8_t *const *data, const size_t *len, size_t nchunks, size_t *ci,
+                 size_t *co, unsigned char *dst, size_t n)
+{
+    while (n && *ci < nchunks) {
+        size_t avail = len[*ci] + 1 - *co;
+        size_t take = avail < n ? avail : n;
+        size_t from_data = *co < len[*ci] ? len[*ci] - *co : 0;
+        if (from_data > take)
+            from_data = take;
+        if (from_data)
+            memcpy(dst, data[*ci] + *co, from_data);
+        if (take > from_data)
+            dst[from_data] = 0;
+        dst += take;
+        n -= take;
+        *co += take;
+        if (*co == len[*ci] + 1) {
+            (*ci)++;
+            *co = 0;
+        }
+    }
+}
+
+static int run_pieces(gpu_session *s, const uint8_t *const *data, const size_t *len,
+                      size_t nchunks, unsigned long long total, unsigned long long *nhits,
+                      char *msg, size_t cap)
+{
+    int persistent = s->mode == MODE_PERSISTENT;
+    sink out = {s->dhits, s->dcount, s->cap};
+    size_t ci = 0, co = 0;
+    unsigned int k = 0;
+    if (!persistent) {
+        if (s->fail_launch) {
+            snprintf(msg, cap, "kernel launch failed (forced by KEYHOG_GPU_FORCE_FAIL)");
+            return 1;
+        }
+        TRY(cudaMemsetAsync(s->dcount, 0, sizeof *s->dcount, s->copy[0]), "hit counter");
+        TRY(cudaStreamSynchronize(s->copy[0]), "hit counter");
+    }
+    for (unsigned long long a = 0; a < total; a += s->piece, k++) {
+        int b = k & 1;
+        unsigned long long valid = total - a < s->piece ? total - a : s->piece;
+        unsigned long long extra = total - a - valid;
+        if (extra > (unsigned long long)s->maxkw)
+            extra = (unsigned long long)s->maxkw;
+        /* Staging b is free once its previous copy has finished. */
+        TRY(cudaEventSynchronize(s->copied[b]), "copy");
+        pack(data, len, nchunks, &ci, &co, s->stage[b], (size_t)valid);
+        size_t sci = ci, sco = co;
+        pack(data, len, nchunks, &sci, &sco, s->stage[b] + valid, (size_t)extra);
+        memset(s->stage[b] + valid + extra, 0, PAD);
+        size_t bytes = (size_t)(valid + extra + PAD);
+        if (!persistent) {
+            TRY(cudaMemcpyAsync(s->dbuf[b], s->stage[b], bytes, cudaMemcpyHostToDevice,
+                                s->copy[b]),
+                "copy");
+            TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
+            launch_kernel<<<s->grid, THREADS, 0, s->copy[b]>>>(s->dbuf[b], a, valid, s->t, out);
+            TRY(cudaGetLastError(), "kernel launch");
+        } else {
+            /* Buffer b was last read by piece k-2, which finished before
+             * piece k-1 was issued. */
+            TRY(cudaMemcpyAsync(s->dbuf[b], s->stage[b], bytes, cudaMemcpyHostToDevice,
+                                s->copy[b]),
+                "copy");
+            TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
+            TRY(cudaEventSynchronize(s->copied[b]), "copy");
+            if (k > 0 && wait_word(&s->hctrl->done_seq, s->seq, PIECE_TIMEOUT_S)) {
+                snprintf(msg, cap, "piece not done within %.0f s", PIECE_TIMEOUT_S);
+                return 2;
+            }
+            s->hctrl->base = a;
+            s->hctrl->valid = valid;
+            s->hctrl->buf = (unsigned)b;
+            s->hctrl->end_batch = a + valid >= total;
+            __sync_synchronize();
+            s->hctrl->seq = ++s->seq;
+        }
+    }
+    if (!persistent) {
+        for (int b = 0; b < 2; b++)
+            if (wait_stream(s->copy[b], PIECE_TIMEOUT_S * 4, msg, cap))
+                return 1;
+        TRY(cudaMemcpy(nhits, s->dcount, sizeof *nhits, cudaMemcpyDeviceToHost), "hit count");
+    } else {
+        if (wait_word(&s->hctrl->done_seq, s->seq, PIECE_TIMEOUT_S)) {
+            snprintf(msg, cap, "piece not done within %.0f s", PIECE_TIMEOUT_S);
+            return 2;
+        }
+        *nhits = s->hctrl->nhits_out;
+    }
+    return 0;
+fail:
+    (void)cudaGetLastError();
+    return persistent ? 2 : 1;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * size);
+    if (!q)
+        return 1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int kh_session_submit(gpu_session *s, const uint8_t *const *data, const size_t *len,
+                             size_t nchunks, gpu_batch_result *res, char *msg, size_t cap)
+{
+    double t0 = now_s();
+    memset(res, 0, sizeof *res);
+    if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
+        return 1;
+    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts) ||
+        grow((void **)&s->counts, &s->counts_cap, nchunks + 1, sizeof *s->counts)) {
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    unsigned long long total = 0;
+    for (size_t i = 0; i < nchunks; i++) {
+        s->starts[i] = total;
+        total += len[i] + 1;
+    }
+    s->starts[nchunks] = total;
+    unsigned long long nhits = 0;
+    int rc = run_pieces(s, data, len, nchunks, total, &nhits, msg, cap);
+    if (rc == 2) {
+        /* The resident kernel failed this batch: drop it, redo the batch
+         * with one launch per piece. */
+        drop_line(s, msg);
+        stop_persistent(s);
+        s->mode = MODE_LAUNCH;
+        rc = run_pieces(s, data, len, nchunks, total, &nhits, msg, cap);
+    }
+    if (rc)
+        return 1;
+    if (nhits > s->cap) {
+        res->overflow = 1;
+        res->device_ms = (now_s() - t0) * 1e3;
+        return 0;
+    }
+    if (nhits && cuda_fail(cudaMemcpy(s->hhits, s->dhits, nhits * sizeof(dev_hit),
+                                      cudaMemcpyDeviceToHost),
+                           "hit queue", msg, cap))
+        return 1;
+    if (grow((void **)&s->out, &s->out_cap, (size_t)nhits + 1, sizeof *s->out)) {
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    /* Hits come in device order: map each to its chunk, then a counting
+     * sort groups them by chunk. */
+    memset(s->counts, 0, (nchunks + 1) * sizeof *s->counts);
+    for (unsigned long long i = 0; i < nhits; i++) {
+        unsigned long long pos = s->hhits[i].pos;
+        size_t lo = 0, hi = nchunks;
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (s->starts[mid] <= pos)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        s->hhits[i].pad = (unsigned)lo;
+        s->counts[lo + 1]++;
+    }
+    for (size_t i = 0; i < nchunks; i++)
+        s->counts[i + 1] += s->counts[i];
+    for (unsigned long long i = 0; i < nhits; i++) {
+        size_t c = s->hhits[i].pad;
+        gpu_hit h = {s->hhits[i].pos - s->starts[c], (uint32_t)c, s->hhits[i].keyword};
+        s->out[s->counts[c]++] = h;
+    }
+    res->hits = s->out;
+    res->nhits = (size_t)nhits;
+    res->device_ms = (now_s() - t0) * 1e3;
+    return 0;
+}
+
+static const char *kh_session_mode(const gpu_session *s)
+{
+    return s->mode == MODE_PERSISTENT ? "persistent" : "launch";
+}
+
+extern "C" __attribute__((visibility("default"))) int keyhog_gpu_get_api(gpu_api *api)
+{
+    api->api_version = kh_api_version;
+    api->device_count = kh_device_count;
+    api->device_name = kh_device_name;
+    api->session_open = kh_session_open;
+    api->session_submit_batch = kh_session_submit;
+    api->session_mode = kh_session_mode;
+    api->session_close = kh_session_close;
+    return 0;
+}
+
+#ifdef KH_GPU_BENCH
+/* keyhog_gpu_bench: device-side numbers for docs/gpu.md.  Reads keywords
+ * (one per line) from argv[1], scans argv[2] MiB of generated text. */
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: keyhog_gpu_bench KEYWORDS_FILE MIB\n");
+        return 2;
+    }
+    FILE *f = fopen(argv[1], "r");
+    if (!f)
+        return 2;
+    char *kws[4096];
+    unsigned int n = 0;
+    char line[256];
+    while (n < 4096 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (strlen(line) >= 2)
+            kws[n++] = strdup(line);
+    }
+    fclose(f);
+    size_t mib = (size_t)atol(argv[2]);
+    size_t total = mib << 20;
+    unsigned char *text = (unsigned char *)malloc(total);
+    unsigned long long x = 88172645463325252ull;
+    static const char words[][12] = {"int ", "return ", "static ", "void ", "char *",
+                                      "if (", "} else {", "for (i = 0;", "size_t ", "\n",
+                                      "struct ", "const ", "key_len", "token", "0x1f;"};
+    for (size_t i = 0; i < total;) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const char *w = words[x % 15];
+        for (size_t j = 0; w[j] && i < total; j++)
+            text[i++] = (unsigned char)w[j];
+    }
+    /* One big chunk per 1 MiB, like files of a large tree. */
+    size_t nchunks = mib;
+    const uint8_t **data = (const uint8_t **)malloc(nchunks * sizeof *data);
+    size_t *lens = (size_t *)malloc(nchunks * sizeof *lens);
+    for (size_t i = 0; i < nchunks; i++) {
+        data[i] = text + (i << 20);
+        lens[i] = 1u << 20;
+    }
+    char msg[256];
+    for (int persistent = 0; persistent < 2; persistent++) {
+        gpu_session_opts o = {0, persistent, NULL, 0, 0, 0};
+        gpu_session *s;
+        if (kh_session_open(kws, n, &o, &s, msg, sizeof msg)) {
+            fprintf(stderr, "open: %s\n", msg);
+            return 1;
+        }
+        gpu_batch_result r;
+        size_t per = 64; /* 64 MiB batches */
+        kh_session_submit(s, data, lens, per, &r, msg, sizeof msg); /* warm */
+        double t0 = now_s();
+        size_t hits = 0;
+        for (size_t b = 0; b + per <= nchunks; b += per) {
+            if (kh_session_submit(s, data + b, lens + b, per, &r, msg, sizeof msg)) {
+                fprintf(stderr, "submit: %s\n", msg);
+                return 1;
+            }
+            hits += r.nhits;
+        }
+        double dt = now_s() - t0;
+        printf("mode=%s end-to-end (pack+copy+scan+hits) %.2f GB/s, %zu hits\n",
+               kh_session_mode(s), (double)(nchunks / per * per << 20) / dt / 1e9, hits);
+        if (!persistent) {
+            /* Kernel alone on resident data. */
+            cudaEvent_t e0, e1;
+            cudaEventCreate(&e0);
+            cudaEventCreate(&e1);
+            unsigned char *d;
+            size_t len = 1u << 30;
+            cudaMalloc(&d, len + 128);
+            for (size_t off = 0; off < len; off += total < len - off ? total : len - off)
+                cudaMemcpy(d + off, text, total < len - off ? total : len - off,
+                           cudaMemcpyHostToDevice);
+            cudaMemset(d + len, 0, 128);
+            sink out = {s->dhits, s->dcount, s->cap};
+            cudaMemset(s->dcount, 0, 8);
+            launch_kernel<<<s->grid, THREADS>>>(d, 0, len, s->t, out);
+            cudaEventRecord(e0);
+            int reps = 5;
+            for (int i = 0; i < reps; i++) {
+                cudaMemset(s->dcount, 0, 8);
+                launch_kernel<<<s->grid, THREADS>>>(d, 0, len, s->t, out);
+            }
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            float ms;
+            cudaEventElapsedTime(&ms, e0, e1);
+            unsigned long long c;
+            cudaMemcpy(&c, s->dcount, 8, cudaMemcpyDeviceToHost);
+            printf("kernel alone: %.1f GB/s over 1 GiB resident (%llu hits/GiB), %s\n",
+                   (double)len * reps / (ms / 1e3) / 1e9, c, cudaGetErrorString(cudaGetLastError()));
+            unsigned char *pinned;
+            cudaHostAlloc((void **)&pinned, 256u << 20, 0);
+            memcpy(pinned, text, total < (256u << 20) ? total : (256u << 20));
+            cudaEventRecord(e0);
+            cudaMemcpy(d, pinned, 256u << 20, cudaMemcpyHostToDevice);
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            cudaEventElapsedTime(&ms, e0, e1);
+            printf("host-to-device from pinned: %.1f GB/s\n", (256u << 20) / (ms / 1e3) / 1e9);
+            cudaFreeHost(pinned);
+            cudaFree(d);
+        }
+        kh_session_close(s);
+    }
+    return 0;
+}
+#endif

@@ -1,0 +1,429 @@
+/*
+ * git.c - git history as a source: every blob that ever existed in the
+ * scanned commits, each emitted once, attributed to the commit that
+ * introduced it.
+ *
+ * Shape: libgit2's revwalk gives commits oldest first (topological, then
+ * by time, reversed), so the first commit that holds a blob is the one that
+ * introduced it.  Each commit's tree is compared with its first parent's by
+ * our own recursive tree diff rather than git_diff_tree_to_tree: we need no
+ * rename detection, hunks or binary sniffing, only "which entries changed",
+ * and comparing subtree ids lets whole unchanged directories be skipped
+ * without reading them.  Two open-addressing sets of raw object ids keep the
+ * work linear in the number of distinct objects: blobs already emitted (or
+ * skipped), and trees already fully walked -- a tree seen before holds only
+ * blobs already accounted for, which makes merges cheap (the side branch's
+ * subtrees were walked on the side branch).
+ *
+ * Sizes are read from object headers before any blob is inflated, so a
+ * huge blob costs nothing when it is over the limit.  A damaged object is
+ * reported through skip and the walk goes on: one bad pack entry must not
+ * hide the rest of the history.
+ */
+#include "sources/sources.h"
+
+#include <git2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GIT_MAX_TREE_DEPTH 256 /* deeper trees are hostile, not real */
+#define GIT_SET_MIN 1024
+
+/* Open-addressing set of raw object ids.  Ids are uniformly random, so
+ * their first bytes are a perfect hash; linear probing, load kept <= 1/2. */
+typedef struct git_oidset {
+    unsigned char (*slots)[GIT_OID_RAWSZ];
+    unsigned char *used;
+    size_t cap, count;
+} git_oidset;
+
+typedef struct git_scan {
+    git_repository *repo;
+    git_odb *odb;
+    const git_scan_opts *opts;
+    source_emit_fn emit;
+    source_skip_fn skip;
+    void *ctx;
+    git_oidset blobs, trees;
+    char *path; /* current path, grown as needed */
+    size_t path_cap;
+    char commit_hex[GIT_OID_HEXSZ + 1];
+    const char *author, *email;
+    char date[32];
+    int stopped; /* emit asked to stop */
+    int failed;  /* out of memory */
+} git_scan;
+
+static size_t git_oidset_slot(const git_oidset *s, const unsigned char *id)
+{
+    size_t h;
+    memcpy(&h, id, sizeof h);
+    size_t i = h & (s->cap - 1);
+    while (s->used[i] && memcmp(s->slots[i], id, GIT_OID_RAWSZ) != 0) i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
+static int git_oidset_has(const git_oidset *s, const git_oid *oid)
+{
+    return s->cap && s->used[git_oidset_slot(s, oid->id)];
+}
+
+static int git_oidset_grow(git_oidset *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : GIT_SET_MIN;
+    git_oidset n = {calloc(cap, GIT_OID_RAWSZ), calloc(cap, 1), cap, 0};
+    if (!n.slots || !n.used) {
+        free(n.slots);
+        free(n.used);
+        return -1;
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->used[i]) continue;
+        size_t j = git_oidset_slot(&n, s->slots[i]);
+        memcpy(n.slots[j], s->slots[i], GIT_OID_RAWSZ);
+        n.used[j] = 1;
+        n.count++;
+    }
+    free(s->slots);
+    free(s->used);
+    *s = n;
+    return 0;
+}
+
+/* Returns 1 when newly added, 0 when already there, -1 out of memory. */
+static int git_oidset_add(git_oidset *s, const git_oid *oid)
+{
+    if ((s->count + 1) * 2 > s->cap && git_oidset_grow(s) != 0) return -1;
+    size_t i = git_oidset_slot(s, oid->id);
+    if (s->used[i]) return 0;
+    memcpy(s->slots[i], oid->id, GIT_OID_RAWSZ);
+    s->used[i] = 1;
+    s->count++;
+    return 1;
+}
+
+static void git_oidset_free(git_oidset *s)
+{
+    free(s->slots);
+    free(s->used);
+}
+
+static void git_report(git_scan *g, const char *what, const char *why)
+{
+    const git_error *e = git_error_last();
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s%s%s", why, e && e->message ? ": " : "",
+             e && e->message ? e->message : "");
+    if (g->skip) g->skip(what, msg, g->ctx);
+}
+
+/* Makes room for path[0..len) plus a name, a '/' and a NUL. */
+static int git_path_reserve(git_scan *g, size_t need)
+{
+    if (need <= g->path_cap) return 0;
+    size_t cap = g->path_cap ? g->path_cap : 256;
+    while (cap < need) cap *= 2;
+    char *p = realloc(g->path, cap);
+    if (!p) return -1;
+    g->path = p;
+    g->path_cap = cap;
+    return 0;
+}
+
+static void git_format_date(char *out, size_t n, git_time_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm)) out[0] = '\0';
+}
+
+/* Reads one blob and emits it, unless it is over the size limit or binary.
+ * The blob is marked seen before anything else so a skip is said once. */
+static void git_emit_blob(git_scan *g, const git_oid *oid, const char *path)
+{
+    int added = git_oidset_add(&g->blobs, oid);
+    if (added < 0) {
+        g->failed = 1;
+        return;
+    }
+    if (added == 0) return;
+
+    size_t size = 0;
+    git_object_t type = GIT_OBJECT_INVALID;
+    if (git_odb_read_header(&size, &type, g->odb, oid) != 0 || type != GIT_OBJECT_BLOB) {
+        git_report(g, path, "unreadable blob");
+        return;
+    }
+    uint64_t max = g->opts->max_blob_size;
+    if (max && size > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "larger than the blob size limit (%llu bytes)",
+                 (unsigned long long)max);
+        if (g->skip) g->skip(path, msg, g->ctx);
+        return;
+    }
+    git_blob *blob = NULL;
+    if (git_blob_lookup(&blob, g->repo, oid) != 0) {
+        git_report(g, path, "unreadable blob");
+        return;
+    }
+    const uint8_t *data = git_blob_rawcontent(blob);
+    size_t len = (size_t)git_blob_rawsize(blob);
+    if (sources_is_binary(data, len)) {
+        if (g->skip) g->skip(path, "binary", g->ctx);
+    } else {
+        source_item it = {.path = path, .data = data, .len = len, .commit = g->commit_hex,
+                          .author = g->author, .email = g->email,
+                          .date = g->date[0] ? g->date : NULL};
+        if (g->emit && g->emit(&it, g->ctx) != 0) g->stopped = 1;
+    }
+    git_blob_free(blob);
+}
+
+/* Emits the blobs of `tree` that differ from `base` (NULL = all of them),
+ * the tree's path being g->path[0..len). */
+static void git_diff_tree(git_scan *g, const git_tree *tree, const git_tree *base, size_t len,
+                          int depth)
+{
+    if (depth > GIT_MAX_TREE_DEPTH) {
+        g->path[len] = '\0';
+        if (g->skip) g->skip(len ? g->path : g->commit_hex, "tree nested too deep", g->ctx);
+        return;
+    }
+    size_t n = git_tree_entrycount(tree);
+    for (size_t i = 0; i < n && !g->stopped && !g->failed; i++) {
+        const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+        const git_oid *id = git_tree_entry_id(e);
+        git_filemode_t mode = git_tree_entry_filemode(e);
+        const git_tree_entry *old = base ? git_tree_entry_byname(base, git_tree_entry_name(e)) : NULL;
+        if (old && git_oid_equal(git_tree_entry_id(old), id) && git_tree_entry_filemode(old) == mode)
+            continue;
+
+        /* Submodule links and symlinks carry no content of this repo. */
+        if (mode != GIT_FILEMODE_TREE && mode != GIT_FILEMODE_BLOB &&
+            mode != GIT_FILEMODE_BLOB_EXECUTABLE)
+            continue;
+        if (mode != GIT_FILEMODE_TREE && git_oidset_has(&g->blobs, id)) continue;
+        if (mode == GIT_FILEMODE_TREE && git_oidset_has(&g->trees, id)) continue;
+
+        const char *name = git_tree_entry_name(e);
+        size_t nlen = strlen(name);
+        if (git_path_reserve(g, len + nlen + 2) != 0) {
+            g->failed = 1;
+            return;
+        }
+        memcpy(g->path + len, name, nlen + 1);
+
+        if (mode != GIT_FILEMODE_TREE) {
+            git_emit_blob(g, id, g->path);
+            continue;
+        }
+        git_tree *sub = NULL, *subbase = NULL;
+        if (git_tree_lookup(&sub, g->repo, id) != 0) {
+            git_report(g, g->path, "unreadable tree");
+            continue;
+        }
+        if (old && git_tree_entry_filemode(old) == GIT_FILEMODE_TREE &&
+            git_tree_lookup(&subbase, g->repo, git_tree_entry_id(old)) != 0)
+            subbase = NULL; /* unreadable base: scan the whole subtree */
+        g->path[len + nlen] = '/';
+        g->path[len + nlen + 1] = '\0';
+        git_diff_tree(g, sub, subbase, len + nlen + 1, depth + 1);
+        /* Only a completely walked tree may be skipped next time. */
+        if (!g->stopped && !g->failed && git_oidset_add(&g->trees, id) < 0) g->failed = 1;
+        git_tree_free(subbase);
+        git_tree_free(sub);
+    }
+}
+
+static void git_scan_commit(git_scan *g, const git_oid *oid)
+{
+    git_oid_tostr(g->commit_hex, sizeof g->commit_hex, oid);
+    git_commit *c = NULL;
+    if (git_commit_lookup(&c, g->repo, oid) != 0) {
+        git_report(g, g->commit_hex, "unreadable commit");
+        return;
+    }
+    if (g->opts->since && (time_t)git_commit_time(c) < g->opts->since) {
+        git_commit_free(c);
+        return;
+    }
+    git_tree *tree = NULL, *base = NULL;
+    if (git_commit_tree(&tree, c) != 0) {
+        git_report(g, g->commit_hex, "unreadable tree");
+        git_commit_free(c);
+        return;
+    }
+    if (git_commit_parentcount(c) > 0) {
+        git_commit *parent = NULL;
+        /* A missing parent (shallow clone, damage) means everything in this
+         * tree is new as far as we can tell. */
+        if (git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&base, parent) != 0)
+            base = NULL;
+        git_commit_free(parent);
+    }
+    const git_signature *sig = git_commit_author(c);
+    g->author = sig ? sig->name : NULL;
+    g->email = sig ? sig->email : NULL;
+    g->date[0] = '\0';
+    if (sig) git_format_date(g->date, sizeof g->date, sig->when.time);
+    if (git_path_reserve(g, 1) == 0) {
+        g->path[0] = '\0';
+        git_diff_tree(g, tree, base, 0, 0);
+    } else {
+        g->failed = 1;
+    }
+    git_tree_free(base);
+    git_tree_free(tree);
+    git_commit_free(c);
+}
+
+/* Resolves one revision to a commit and pushes (or hides) it. */
+static int git_push_rev(git_scan *g, git_revwalk *walk, const char *rev, int hide)
+{
+    git_object *obj = NULL, *peeled = NULL;
+    if (git_revparse_single(&obj, g->repo, rev) != 0) {
+        git_report(g, rev, "unknown revision");
+        return -1;
+    }
+    int rc = git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT);
+    if (rc == 0) {
+        const git_oid *id = git_object_id(peeled);
+        rc = hide ? git_revwalk_hide(walk, id) : git_revwalk_push(walk, id);
+    }
+    if (rc != 0) git_report(g, rev, "not a commit");
+    git_object_free(peeled);
+    git_object_free(obj);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Pushes the starting points.  Returns 0 or -1 (reported). */
+static int git_push_start(git_scan *g, git_revwalk *walk)
+{
+    const git_scan_opts *o = g->opts;
+    if (o->range) {
+        /* Split by hand rather than git_revwalk_push_range, which leaks
+         * when one side does not resolve; an empty side means HEAD, as in
+         * git.  "A...B" (symmetric difference) is refused. */
+        const char *dots = strstr(o->range, "..");
+        if (!dots || dots[2] == '.') {
+            if (g->skip) g->skip(o->range, "bad revision range: expected A..B", g->ctx);
+            return -1;
+        }
+        size_t alen = (size_t)(dots - o->range);
+        char *from = strndup(o->range, alen);
+        if (!from) {
+            g->failed = 1;
+            return -1;
+        }
+        int rc = git_push_rev(g, walk, alen ? from : "HEAD", 1);
+        free(from);
+        if (rc == 0) rc = git_push_rev(g, walk, dots[2] ? dots + 2 : "HEAD", 0);
+        return rc;
+    }
+    if (o->branch) return git_push_rev(g, walk, o->branch, 0);
+    /* Globs ignore refs that do not peel to a commit; an empty or unborn
+     * repository simply has nothing to walk. */
+    static const char *const globs[] = {"refs/heads", "refs/tags", "refs/remotes"};
+    for (size_t i = 0; i < sizeof globs / sizeof *globs; i++) {
+        if (git_revwalk_push_glob(walk, globs[i]) != 0) {
+            git_report(g, globs[i], "unreadable refs");
+            return -1;
+        }
+    }
+    git_revwalk_push_head(walk); /* detached HEAD; fails harmlessly when unborn */
+    git_error_clear();
+    return 0;
+}
+
+static int git_scan_history(git_scan *g)
+{
+    git_revwalk *walk = NULL;
+    if (git_revwalk_new(&walk, g->repo) != 0) {
+        git_report(g, git_repository_path(g->repo), "cannot walk history");
+        return -1;
+    }
+    git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME | GIT_SORT_REVERSE);
+    int rc = git_push_start(g, walk);
+    git_oid oid;
+    int r = 0;
+    while (rc == 0 && !g->stopped && !g->failed && (r = git_revwalk_next(&oid, walk)) == 0)
+        git_scan_commit(g, &oid);
+    if (rc == 0 && r != 0 && r != GIT_ITEROVER) {
+        /* libgit2 reads every reachable commit before handing out the first
+         * (it must, to sort), so a damaged commit ends the walk here. */
+        git_report(g, git_repository_path(g->repo), "history walk failed");
+    }
+    git_revwalk_free(walk);
+    return rc;
+}
+
+/* The index entries that differ from HEAD's tree: what `git commit` would
+ * record now.  Conflicted entries (stage > 0) cannot be committed yet. */
+static int git_scan_staged(git_scan *g)
+{
+    git_index *index = NULL;
+    if (git_repository_index(&index, g->repo) != 0) {
+        git_report(g, git_repository_path(g->repo), "unreadable index");
+        return -1;
+    }
+    git_tree *head = NULL;
+    git_object *obj = NULL;
+    if (git_revparse_single(&obj, g->repo, "HEAD^{tree}") == 0) head = (git_tree *)obj;
+    git_error_clear(); /* unborn HEAD: everything staged is new */
+
+    memcpy(g->commit_hex, "staged", sizeof "staged");
+    g->author = g->email = NULL;
+    g->date[0] = '\0';
+    size_t n = git_index_entrycount(index);
+    for (size_t i = 0; i < n && !g->stopped && !g->failed; i++) {
+        const git_index_entry *e = git_index_get_byindex(index, i);
+        if (!e || git_index_entry_stage(e) != 0) continue;
+        if (e->flags_extended & GIT_INDEX_ENTRY_INTENT_TO_ADD) continue;
+        if (e->mode != GIT_FILEMODE_BLOB && e->mode != GIT_FILEMODE_BLOB_EXECUTABLE) continue;
+        if (head) {
+            git_tree_entry *te = NULL;
+            int same = git_tree_entry_bypath(&te, head, e->path) == 0 &&
+                       git_oid_equal(git_tree_entry_id(te), &e->id);
+            git_tree_entry_free(te);
+            if (same) continue;
+        }
+        git_emit_blob(g, &e->id, e->path);
+    }
+    git_error_clear();
+    git_tree_free(head);
+    git_index_free(index);
+    return 0;
+}
+
+int sources_git(const char *repo_path, const git_scan_opts *opts, source_emit_fn emit,
+                source_skip_fn skip, void *ctx)
+{
+    static const git_scan_opts defaults = {0};
+    if (git_libgit2_init() < 0) {
+        if (skip) skip(repo_path, "cannot initialise libgit2", ctx);
+        return -1;
+    }
+    git_scan g = {.opts = opts ? opts : &defaults, .emit = emit, .skip = skip, .ctx = ctx};
+    int rc = -1;
+    if (git_repository_open_ext(&g.repo, repo_path, 0, NULL) != 0) {
+        git_report(&g, repo_path, "not a git repository");
+    } else if (git_repository_odb(&g.odb, g.repo) != 0) {
+        git_report(&g, repo_path, "unreadable object database");
+    } else {
+        rc = g.opts->staged ? git_scan_staged(&g) : git_scan_history(&g);
+        if (g.failed) {
+            if (skip) skip(repo_path, "Cannot allocate memory", ctx);
+            rc = -1;
+        }
+    }
+    git_oidset_free(&g.blobs);
+    git_oidset_free(&g.trees);
+    free(g.path);
+    git_odb_free(g.odb);
+    git_repository_free(g.repo);
+    git_libgit2_shutdown();
+    return rc;
+}

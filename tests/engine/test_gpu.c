@@ -1,0 +1,391 @@
+/*
+ * test_gpu.c - the GPU backend's CPU side, on any machine: the loader's
+ * fallback when the library or device is missing, the keyword finder the
+ * device kernel mirrors, and parity of kh_scan_batch (keyword hits -> regions
+ * -> engine_scan_regions) with kh_scan, driven by the reference backend that
+ * implements the device ABI on the CPU, through every forced fallback.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/engine.h"
+#include "engine/gpu.h"
+#include "keyhog.h"
+#include "spec/spec.h"
+
+/* Findings as text lines, so two scans compare with one strcmp. */
+typedef struct text {
+    char *buf;
+    size_t len, cap;
+    size_t count;
+    size_t stop_after; /* 0 = never stop */
+} text;
+
+static void text_add(text *t, const char *s)
+{
+    size_t n = strlen(s);
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->buf = realloc(t->buf, t->cap);
+        assert_non_null(t->buf);
+    }
+    memcpy(t->buf + t->len, s, n + 1);
+    t->len += n;
+}
+
+static void describe(const kh_finding *f, size_t chunk, text *t)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "%zu %s %.*s @%llu+%zu %u:%u-%u:%u c=%.6f k=%d d=%zu\n", chunk,
+             f->detector->id, (int)(f->secret_len > 200 ? 200 : f->secret_len),
+             (const char *)f->secret, (unsigned long long)f->offset, f->length, f->line,
+             f->column, f->end_line, f->end_column, f->confidence, f->checksum_valid,
+             f->decode_depth);
+    text_add(t, line);
+    t->count++;
+}
+
+typedef struct single_ctx {
+    text *t;
+    size_t chunk;
+} single_ctx;
+
+static int on_single(const kh_finding *f, void *ctx)
+{
+    single_ctx *c = ctx;
+    describe(f, c->chunk, c->t);
+    return 0;
+}
+
+static int on_batch(const kh_finding *f, size_t chunk, void *ctx)
+{
+    text *t = ctx;
+    describe(f, chunk, t);
+    return t->stop_after && t->count >= t->stop_after;
+}
+
+/* The embedded detectors' own test texts, each as a chunk, plus the same
+ * texts with upper-cased keywords context and padding, so keywords sit at
+ * chunk starts, ends and everywhere between. */
+typedef struct corpus {
+    kh_chunk *chunks;
+    char **owned;
+    size_t n;
+} corpus;
+
+static void corpus_add(corpus *c, char *data, size_t len)
+{
+    c->chunks = realloc(c->chunks, (c->n + 1) * sizeof *c->chunks);
+    c->owned = realloc(c->owned, (c->n + 1) * sizeof *c->owned);
+    assert_non_null(c->chunks);
+    assert_non_null(c->owned);
+    c->owned[c->n] = data;
+    c->chunks[c->n] = (kh_chunk){.data = (const uint8_t *)data, .len = len, .path = "t.txt"};
+    c->n++;
+}
+
+static void corpus_build(const kh_detectors *set, corpus *c)
+{
+    memset(c, 0, sizeof *c);
+    size_t big_cap = 1 << 20, big_len = 0;
+    char *big = malloc(big_cap);
+    assert_non_null(big);
+    for (size_t i = 0; i < set->count; i++) {
+        const spec_detector *d = set->items[i];
+        for (size_t j = 0; j < d->test_count; j++) {
+            const char *s = d->tests[j].text;
+            size_t n = strlen(s);
+            corpus_add(c, strdup(s), n);
+            /* Upper case: keywords must match case-insensitively. */
+            char *up = strdup(s);
+            for (size_t k = 0; k < n; k++)
+                if (up[k] >= 'a' && up[k] <= 'z' && k % 3 == 0)
+                    up[k] = (char)(up[k] - 32);
+            corpus_add(c, up, n);
+            if (big_len + n + 64 < big_cap) {
+                big_len += (size_t)sprintf(big + big_len, "line %zu: ", i);
+                memcpy(big + big_len, s, n);
+                big_len += n;
+                big[big_len++] = '\n';
+            }
+        }
+    }
+    corpus_add(c, big, big_len);
+    corpus_add(c, strdup(""), 0);
+}
+
+static void corpus_free(corpus *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->owned[i]);
+    free(c->owned);
+    free(c->chunks);
+}
+
+typedef struct fixture {
+    kh_detectors *set;
+    kh_engine *engine;
+    kh_scratch *scratch;
+    corpus corpus;
+    text expected;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->set = kh_detectors_embedded();
+    kh_error err = {0};
+    /* A small block makes regions cross block boundaries. */
+    kh_engine_opts eo = {.block_size = 4096, .decode_depth = -1};
+    if (!f->set || kh_engine_compile(f->set, &eo, &f->engine, &err) != KH_OK)
+        return -1;
+    if (kh_scratch_alloc(f->engine, &f->scratch) != KH_OK)
+        return -1;
+    corpus_build(f->set, &f->corpus);
+    for (size_t i = 0; i < f->corpus.n; i++) {
+        single_ctx sc = {&f->expected, i};
+        kh_scan(f->engine, f->scratch, &f->corpus.chunks[i], on_single, &sc);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    corpus_free(&f->corpus);
+    free(f->expected.buf);
+    kh_scratch_free(f->scratch);
+    kh_engine_free(f->engine);
+    kh_detectors_free(f->set);
+    free(f);
+    return 0;
+}
+
+static void test_missing_library_is_unsupported(void **state)
+{
+    fixture *f = *state;
+    kh_gpu *g = (kh_gpu *)1;
+    kh_error err = {0};
+    kh_gpu_opts o = {.library = "/nonexistent/libkeyhog_gpu.so", .all_devices = 1};
+    assert_int_equal(kh_gpu_open(f->engine, &o, &g, &err), KH_EUNSUPPORTED);
+    assert_null(g);
+    assert_non_null(strstr(err.message, "cannot load backend"));
+    /* A library that is not a keyhog backend. */
+    o.library = "libm.so.6";
+    assert_int_equal(kh_gpu_open(f->engine, &o, &g, &err), KH_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "keyhog_gpu_get_api"));
+    o.library = NULL;
+    o.force_fail = "load";
+    assert_int_equal(kh_gpu_open(f->engine, &o, &g, &err), KH_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "forced"));
+    assert_string_equal(kh_gpu_status(NULL), "cpu: no gpu");
+}
+
+static int no_devices(int *count, char *msg, size_t cap)
+{
+    *count = 0;
+    snprintf(msg, cap, "no CUDA-capable device is detected");
+    return 1;
+}
+
+static int wrong_version(void)
+{
+    return GPU_ABI_VERSION + 1;
+}
+
+static void test_no_device_or_wrong_abi_is_unsupported(void **state)
+{
+    fixture *f = *state;
+    gpu_api api = *gpu_reference_api();
+    api.device_count = no_devices;
+    kh_gpu *g = NULL;
+    kh_error err = {0};
+    assert_int_equal(gpu_open_api(f->engine, &api, NULL, &g, &err), KH_EUNSUPPORTED);
+    assert_null(g);
+    assert_non_null(strstr(err.message, "no CUDA-capable device"));
+    api = *gpu_reference_api();
+    api.api_version = wrong_version;
+    assert_int_equal(gpu_open_api(f->engine, &api, NULL, &g, &err), KH_EUNSUPPORTED);
+    kh_gpu_opts o = {.force_fail = "open", .all_devices = 1};
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &o, &g, &err),
+                     KH_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "forced"));
+    kh_gpu_opts bad = {.device = 3};
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &bad, &g, &err), KH_EINVAL);
+}
+
+static void test_keyword_finder(void **state)
+{
+    (void)state;
+    const char *kws[] = {"key", "api_key", "ab", "Token"};
+    const char *data = "API_KEY=1 aBab tokEN keY";
+    gpu_hit *hits = NULL;
+    size_t n = 0, cap = 0;
+    size_t found = gpu_find_keywords_cpu(kws, 4, (const uint8_t *)data, strlen(data), 7, &hits,
+                                         &n, &cap);
+    /* api_key@0, key@4, ab@11, ab@13... "aBab": ab@10, ab@12; token@15; key@21 */
+    assert_int_equal(found, 6);
+    assert_int_equal(n, 6);
+    uint64_t want_off[] = {0, 4, 10, 12, 15, 21};
+    uint32_t want_kw[] = {1, 0, 2, 2, 3, 0};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(hits[i].offset, want_off[i]);
+        assert_int_equal(hits[i].keyword, want_kw[i]);
+        assert_int_equal(hits[i].chunk, 7);
+    }
+    /* A keyword cut by the end of the data is no hit. */
+    n = 0;
+    assert_int_equal(gpu_find_keywords_cpu(kws, 4, (const uint8_t *)"xx api_ke", 9, 0, &hits,
+                                           &n, &cap),
+                     0);
+    free(hits);
+}
+
+static void check_parity(fixture *f, kh_gpu *g, const char *want_status)
+{
+    text got = {0};
+    int *status = calloc(f->corpus.n, sizeof *status);
+    assert_int_equal(kh_scan_batch(f->engine, g, f->scratch, f->corpus.chunks, f->corpus.n,
+                                   on_batch, &got, status),
+                     KH_OK);
+    assert_true(f->expected.count > 20); /* the corpus does exercise detectors */
+    assert_int_equal(got.count, f->expected.count);
+    assert_string_equal(got.buf, f->expected.buf);
+    for (size_t i = 0; i < f->corpus.n; i++)
+        assert_int_equal(status[i], KH_OK);
+    if (want_status)
+        assert_non_null(strstr(kh_gpu_status(g), want_status));
+    free(status);
+    free(got.buf);
+}
+
+static void test_cpu_batch_equals_kh_scan(void **state)
+{
+    check_parity(*state, NULL, NULL);
+}
+
+static void test_region_mode_parity(void **state)
+{
+    fixture *f = *state;
+    kh_gpu *g = NULL;
+    kh_error err = {0};
+    kh_gpu_opts o = {.all_devices = 1, .quiet = 1};
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &o, &g, &err), KH_OK);
+    assert_string_equal(kh_gpu_status(g), "gpu: 1 device, persistent kernel");
+    check_parity(f, g, "persistent");
+    /* Twice: sessions are reused across batches. */
+    check_parity(f, g, "persistent");
+    kh_gpu_close(g);
+}
+
+static void test_forced_fallbacks_keep_findings(void **state)
+{
+    fixture *f = *state;
+    kh_gpu *g = NULL;
+    kh_error err = {0};
+    kh_gpu_opts o = {.all_devices = 1, .quiet = 1, .force_fail = "persistent"};
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &o, &g, &err), KH_OK);
+    check_parity(f, g, "per-batch");
+    kh_gpu_close(g);
+    o.force_fail = "persistent,launch";
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &o, &g, &err), KH_OK);
+    check_parity(f, g, "cpu: kernel launch failed");
+    check_parity(f, g, "cpu:"); /* stays on the CPU */
+    kh_gpu_close(g);
+    /* Without the resident kernel at all. */
+    kh_gpu_opts np = {.all_devices = 1, .quiet = 1, .no_persistent = 1, .force_fail = "launch"};
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &np, &g, &err), KH_OK);
+    check_parity(f, g, "cpu:");
+    kh_gpu_close(g);
+}
+
+static void test_batch_stop_and_arguments(void **state)
+{
+    fixture *f = *state;
+    kh_gpu *g = NULL;
+    kh_error err = {0};
+    kh_gpu_opts o = {.all_devices = 1, .quiet = 1};
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &o, &g, &err), KH_OK);
+    text got = {.stop_after = 3};
+    assert_int_equal(kh_scan_batch(f->engine, g, f->scratch, f->corpus.chunks, f->corpus.n,
+                                   on_batch, &got, NULL),
+                     KH_ESTOPPED);
+    assert_int_equal(got.count, 3);
+    free(got.buf);
+    got = (text){.stop_after = 2};
+    assert_int_equal(kh_scan_batch(f->engine, NULL, f->scratch, f->corpus.chunks, f->corpus.n,
+                                   on_batch, &got, NULL),
+                     KH_ESTOPPED);
+    assert_int_equal(got.count, 2);
+    free(got.buf);
+    assert_int_equal(kh_scan_batch(f->engine, g, f->scratch, NULL, 1, on_batch, &got, NULL),
+                     KH_EINVAL);
+    assert_int_equal(kh_scan_batch(f->engine, g, f->scratch, f->corpus.chunks, 0, on_batch,
+                                   &got, NULL),
+                     KH_OK);
+    /* A kh_gpu belongs to the engine it was opened for. */
+    kh_engine *other = NULL;
+    assert_int_equal(kh_engine_compile(f->set, NULL, &other, &err), KH_OK);
+    kh_scratch *s2 = NULL;
+    assert_int_equal(kh_scratch_alloc(other, &s2), KH_OK);
+    assert_int_equal(kh_scan_batch(other, g, s2, f->corpus.chunks, 1, on_batch, &got, NULL),
+                     KH_EINVAL);
+    kh_scratch_free(s2);
+    kh_engine_free(other);
+    kh_gpu_close(g);
+    kh_gpu_close(NULL);
+}
+
+/* Keywords next to each other, at the very end of a chunk, and hidden by
+ * case: every region the kernel's hits imply is covered. */
+static void test_regions_cover_every_keyword(void **state)
+{
+    fixture *f = *state;
+    const kh_engine *e = f->engine;
+    size_t nk = engine_keyword_count(e);
+    assert_true(nk > 50);
+    const char **kws = malloc(nk * sizeof *kws);
+    for (size_t i = 0; i < nk; i++)
+        kws[i] = engine_keyword(e, i, NULL);
+    gpu_hit *hits = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < nk; i++) {
+        char buf[128];
+        int len = snprintf(buf, sizeof buf, "%s", kws[i]);
+        for (int k = 0; k < len; k++)
+            if (buf[k] >= 'a' && buf[k] <= 'z')
+                buf[k] = (char)(buf[k] - 32);
+        size_t before = n;
+        gpu_find_keywords_cpu(kws, (uint32_t)nk, (const uint8_t *)buf, (size_t)len, 0, &hits, &n,
+                              &cap);
+        int seen = 0;
+        for (size_t h = before; h < n; h++)
+            seen |= hits[h].keyword == i && hits[h].offset == 0;
+        assert_true(seen);
+    }
+    free(hits);
+    free(kws);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_missing_library_is_unsupported),
+        cmocka_unit_test(test_no_device_or_wrong_abi_is_unsupported),
+        cmocka_unit_test(test_keyword_finder),
+        cmocka_unit_test(test_cpu_batch_equals_kh_scan),
+        cmocka_unit_test(test_region_mode_parity),
+        cmocka_unit_test(test_forced_fallbacks_keep_findings),
+        cmocka_unit_test(test_batch_stop_and_arguments),
+        cmocka_unit_test(test_regions_cover_every_keyword),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
