@@ -57,12 +57,12 @@ def main(build, corpus, manifest):
                    capture_output=True)
     rows = {}
     for n in sorted({1, threads}):
-        t, rss, out = measure([keyhog, "scan", "-q", "--format", "jsonl", "-j", str(n), corpus])
+        t, rss, out = measure([keyhog, "scan", "-q", "--no-ignore", "--format", "jsonl", "-j", str(n), corpus])
         rows[f"keyhog_j{n}"] = {"seconds": t, "mb_per_s": mb / t, "files_per_s": files / t,
                                 "peak_rss_mib": rss}
         if n == threads:
             findings = [json.loads(l) for l in out.decode().splitlines() if l.strip()]
-        t, rss, _ = measure(["rg", "-c", "--no-messages", "-i", "-F", "-f", kwfile.name,
+        t, rss, _ = measure(["rg", "-c", "--no-messages", "--no-ignore", "--hidden", "-i", "-F", "-f", kwfile.name,
                              "-j", str(n), corpus])
         rows[f"rg_j{n}"] = {"seconds": t, "mb_per_s": mb / t, "files_per_s": files / t,
                             "peak_rss_mib": rss}

@@ -24,10 +24,11 @@ an answer in a second:
              credential_shape, checksum, min_entropy, placeholders, required
              companions.  At least two of each kind are required.
 
-With --native (the default when the libraries are present) every pattern is
-also compiled by PCRE2 (as the engine does; an error is fatal) and by
-Vectorscan with HS_FLAG_SOM_LEFTMOST (a refusal is a warning: the engine
-then scans that pattern with PCRE2 alone, which is slower).
+Where libpcre2-8 and libhs are installed (skip with --no-native), every
+pattern is also compiled by PCRE2, as the engine does (an error is fatal),
+and by Vectorscan with HS_FLAG_SOM_LEFTMOST (a refusal is a warning: the
+engine then scans that pattern with PCRE2 alone, which is slower, and each
+refusal costs it one more database compile).
 
 Matching uses Python's `re` on bytes, which agrees with PCRE2 on the syntax
 detectors use (classes, bounded repeats, \\b, \\s, (?i), (?i:...)).  The

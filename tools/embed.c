@@ -1,5 +1,5 @@
 /*
- * embed.c - turns detectors/*.toml into a C file holding each file's text,
+ * embed.c - turns the detector TOML files into a C file holding each file's text,
  * so the keyhog binary carries its detector set with no files beside it.
  * Usage: embed OUT.c FILE.toml...
  */

@@ -247,7 +247,8 @@ static int append(unsigned char **buf, size_t *len, size_t *cap, const void *dat
         *buf = b;
         *cap = c;
     }
-    memcpy(*buf + *len, data, n);
+    if (n) /* an absent database appends (NULL, 0): memcpy must not see NULL */
+        memcpy(*buf + *len, data, n);
     *len += n;
     return 0;
 }

@@ -873,7 +873,9 @@ static toml_node *toml_bare_value(toml_parser *ps, toml_pos pos, int depth)
     if (n == 0 || !(toml_is_digit(s[0]) || s[0] == '+' || s[0] == '-' || s[0] == 'i' ||
                     s[0] == 'n')) {
         free(v);
-        toml_fail_pos(ps, pos, "expected a value");
+        toml_fail_pos(ps, pos, n ? "invalid value (strings need quotes; booleans are "
+                                   "lower-case true and false)"
+                                 : "expected a value");
         return NULL;
     }
     if (toml_number(ps, s, n, pos, v)) {
@@ -1150,7 +1152,9 @@ static int toml_header(toml_parser *ps)
             toml_fail_pos(ps, last->pos,
                           child->v.type == TOML_ARRAY && (child->flags & NODE_AOT)
                               ? "'%s' is already defined as an array of tables"
-                              : "table '%s' is already defined",
+                          : child->v.type == TOML_ARRAY ? "'%s' is already defined as an array"
+                          : child->v.type != TOML_TABLE ? "'%s' is already defined as a value"
+                                                        : "table '%s' is already defined",
                           path);
             goto out;
         }
@@ -1277,8 +1281,11 @@ int toml_parse(const char *text, size_t len, const char *name, toml_value **out,
         if (toml_skip_comment(&ps))
             goto fail;
         if (ps.p < ps.end && !toml_eat_newline(&ps)) {
-            toml_fail(&ps, ps.p, "expected a newline or comment after %s",
-                      c == '[' ? "the table header" : "the value");
+            if (*ps.p == '\r')
+                toml_fail(&ps, ps.p, "carriage return not followed by a newline");
+            else
+                toml_fail(&ps, ps.p, "expected a newline or comment after %s",
+                          c == '[' ? "the table header" : "the value");
             goto fail;
         }
     }

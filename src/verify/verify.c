@@ -883,3 +883,47 @@ int verify_findings(verify_session *s, report_finding *findings, size_t count)
     free(pairs);
     return rc;
 }
+
+int verify_run(const verify_opts *opts, report_finding *findings, size_t count, FILE *log,
+               kh_error *err)
+{
+    verify_session *s;
+    int rc = verify_session_new(opts, &s, err);
+    if (rc != KH_OK)
+        return rc;
+    if ((rc = verify_findings(s, findings, count)) != KH_OK)
+        kh_error_set(err, rc, "verify: %s", kh_strerror(rc));
+    else
+        rc = verify_session_save(s, err);
+    if (log) {
+        verify_stats st;
+        verify_session_stats(s, &st);
+        fprintf(log, "verify: %zu request%s, %zu live, %zu revoked, %zu unknown, %zu cached\n",
+                st.requests, st.requests == 1 ? "" : "s", st.live, st.revoked, st.unknown,
+                st.cached);
+    }
+    verify_session_free(s);
+    return rc;
+}
+
+int verify_parse_duration(const char *s, double *seconds)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v >= 0) || isinf(v))
+        return -1;
+    double unit = 1;
+    if (*end) {
+        if (end[1])
+            return -1;
+        switch (*end) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default: return -1;
+        }
+    }
+    *seconds = v * unit;
+    return 0;
+}

@@ -22,6 +22,7 @@
 #define KH_VERIFY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "keyhog.h"
@@ -70,6 +71,18 @@ int verify_session_save(verify_session *s, kh_error *err);
 
 void verify_session_stats(const verify_session *s, verify_stats *out);
 void verify_session_free(verify_session *s);
+
+/* The whole of `scan --verify` in one call: a session with opts, every
+ * finding verified, the cache file written, and one summary line on log
+ * ("verify: 3 requests, 1 live, 1 revoked, 1 unknown, 2 cached") unless log
+ * is NULL.  Returns KH_OK or the error of the step that failed, with its
+ * message in err. */
+int verify_run(const verify_opts *opts, report_finding *findings, size_t count, FILE *log,
+               kh_error *err);
+
+/* "90", "90s", "30m", "24h", "7d" -> seconds.  Returns 0, or -1 if s is
+ * not a non-negative number with one of those suffixes. */
+int verify_parse_duration(const char *s, double *seconds);
 
 /* ------------------------------------------------------------------ */
 /* Pieces of the above, declared for their unit tests.                  */

@@ -87,8 +87,10 @@ class Parity(TreeTest):
         make_corpus(self.tmp, self.corpus_mib)
 
     def scan(self, backend, env=None):
-        p = run("scan", "-f", "jsonl", "--no-cache", "--backend", backend, self.tmp,
-                env=env, timeout=600)
+        # One compiled-detector cache for the class: compiling costs seconds.
+        e = {"KEYHOG_CACHE_DIR": os.path.join(ROOT, "build", "test-gpu-cache")}
+        e.update(env or {})
+        p = run("scan", "-f", "jsonl", "--backend", backend, self.tmp, env=e, timeout=600)
         self.assertIn(p.returncode, (0, 1), p.stderr.decode())
         return p
 

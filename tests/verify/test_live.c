@@ -497,7 +497,7 @@ static void test_concurrency_limit(void **state)
     (void)state;
     NEED_SERVER();
     det *x = new_det("t-slow", "/slow", "bearer");
-    char name[8][8];
+    char name[8][16];
     report_finding f[8];
     for (int i = 0; i < 8; i++) {
         snprintf(name[i], sizeof name[i], "c%d", i);
@@ -522,7 +522,7 @@ static void test_rate_limit_per_host(void **state)
     NEED_SERVER();
     det *x = new_det("t-rate", "/live", "bearer");
     report_finding f[6];
-    char name[6][8];
+    char name[6][16];
     for (int i = 0; i < 6; i++) {
         snprintf(name[i], sizeof name[i], "r%d", i);
         f[i] = new_finding(x, name[i]);
