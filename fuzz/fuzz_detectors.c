@@ -10,7 +10,10 @@
  * gives exactly one detector whose public info is filled; merging it into a
  * set and removing it again leaves the set as it was.  The engine compile
  * may refuse a spec (KH_EREGEX, KH_EPARSE, KH_ELIMIT) but must not fail
- * otherwise.
+ * otherwise.  Compiling costs ~100 ms under ASan, against well under 1 ms
+ * for parsing, so only one parsed input in 8 (chosen by a hash of its
+ * bytes, so a replay does the same) is compiled; the others keep the
+ * parser busy.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -55,9 +58,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (kh_detectors_find(set, info->id) != info)
         abort();
 
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < size; i++)
+        h = (h ^ data[i]) * 16777619u;
     kh_engine *engine = NULL;
     kh_engine_opts opts = {.decode_depth = 1};
-    rc = kh_engine_compile(set, &opts, &engine, &err);
+    rc = h % 8 ? KH_EINVAL : kh_engine_compile(set, &opts, &engine, &err);
     if (rc == KH_OK) {
         kh_scratch *scratch = NULL;
         if (kh_scratch_alloc(engine, &scratch) != KH_OK)

@@ -13,9 +13,13 @@
  * block scanner promises results that never depend on the block size for
  * matches shorter than its overlap, and fuzz inputs are far shorter.
  *
- * Compiling 190 detectors takes a while, so both engines are built once in
- * LLVMFuzzerInitialize and kept in statics: libFuzzer's model needs that
- * state, the library itself has none.
+ * Compiling the detector set takes seconds (close to a minute under ASan,
+ * whose allocator Vectorscan's compiler pays for), so both engines are
+ * built once in LLVMFuzzerInitialize and kept in statics, which libFuzzer's
+ * model needs (the library itself has no such state), and the compiled
+ * databases are kept in the file named by $KEYHOG_FUZZ_CACHE (fuzz/run.sh
+ * sets it) through the engine's own cache format, which it ignores when the
+ * detector set changed.
  *
  *   make fuzz FUZZ_TARGETS=fuzz_scan FUZZ_SECONDS=60
  */
@@ -138,6 +142,42 @@ static void fail_init(const char *what, const kh_error *err)
     abort();
 }
 
+static void *cache_read(const char *path, size_t *len)
+{
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        if (n == cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 1 << 20);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    } while (got > 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static void cache_write(const char *path, const void *buf, size_t len)
+{
+    char tmp[4096];
+    if (!path || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return;
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return;
+    int ok = fwrite(buf, 1, len, f) == len;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0)
+        remove(tmp);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -145,15 +185,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     kh_error err = {0};
     if (!(fuzz_set = kh_detectors_embedded()))
         fail_init("kh_detectors_embedded", NULL);
-    kh_engine_opts big = {.decode_depth = -1};
+    const char *cache_path = getenv("KEYHOG_FUZZ_CACHE");
+    size_t cache_len = 0;
+    void *cache = cache_read(cache_path, &cache_len);
+    kh_engine_opts big = {.decode_depth = -1, .cache = cache, .cache_len = cache_len};
     if (kh_engine_compile(fuzz_set, &big, &fuzz_engine, &err) != KH_OK)
         fail_init("kh_engine_compile", &err);
     /* The second engine reuses the first one's databases: only the block
      * size differs, and compiling twice would double the start-up time. */
-    void *cache = NULL;
-    size_t cache_len = 0;
-    if (kh_engine_serialize(fuzz_engine, &cache, &cache_len) != KH_OK)
-        fail_init("kh_engine_serialize", NULL);
+    if (!kh_engine_from_cache(fuzz_engine)) {
+        free(cache);
+        cache = NULL;
+        if (kh_engine_serialize(fuzz_engine, &cache, &cache_len) != KH_OK)
+            fail_init("kh_engine_serialize", NULL);
+        cache_write(cache_path, cache, cache_len);
+    }
     kh_engine_opts small = {.block_size = 7, .decode_depth = -1, .cache = cache,
                             .cache_len = cache_len};
     if (kh_engine_compile(fuzz_set, &small, &fuzz_engine_small, &err) != KH_OK)

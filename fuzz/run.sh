@@ -23,6 +23,8 @@ for t in $TARGETS; do
     dict=""
     [ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"
     log="$BUILD/fuzz/$t.log"
+    # fuzz_scan keeps its compiled detector databases here between runs.
+    export KEYHOG_FUZZ_CACHE="$BUILD/fuzz/scan.cache"
     echo "== $t: ${SECONDS_EACH}s"
     # -rss_limit_mb: the documented bound for one input is far below it.
     # -timeout: no single input may take 10 s (the pathological-regex bound).

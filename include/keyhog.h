@@ -139,6 +139,9 @@ void kh_engine_free(kh_engine *engine);
 /* The compiled databases as bytes (free with free()), to hand back through
  * kh_engine_opts.cache next time and skip compilation. */
 int kh_engine_serialize(const kh_engine *engine, void **out, size_t *len);
+/* The hex key that cached bytes of this detector set carry, for naming
+ * cache files. */
+void kh_engine_cache_key(const kh_detectors *set, char out[65]);
 /* 1 if the engine was built from kh_engine_opts.cache. */
 int kh_engine_from_cache(const kh_engine *engine);
 

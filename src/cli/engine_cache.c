@@ -70,7 +70,9 @@ int cli_engine_compile(const kh_detectors *set, kh_engine_opts *opts, int use_ca
     size_t cached_len = 0;
     int have_dir = use_cache && cache_dir(dir, sizeof dir) == 0;
     if (have_dir) {
-        snprintf(path, sizeof path, "%s/engine-%s.db", dir, KH_VERSION);
+        char key[65];
+        kh_engine_cache_key(set, key);
+        snprintf(path, sizeof path, "%s/engine-%.16s.db", dir, key);
         cached = read_all(path, &cached_len);
     }
     opts->cache = cached;

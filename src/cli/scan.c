@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "cli/pipeline.h"
+#include "verify/verify.h"
 
 static const char scan_usage[] =
     "usage: keyhog scan [options] [PATH ...]\n"
@@ -47,11 +48,19 @@ static const char scan_usage[] =
     "      --decode-depth N    nested decoding depth (default 3)\n"
     "      --fail-on-skip      exit 2 if any input was skipped (unreadable, too large...)\n"
     "\n"
+    "verification (opt-in: sends each secret found to its own service):\n"
+    "      --verify            check each finding live with its service (read-only calls)\n"
+    "      --verify-concurrency N  requests in flight at once (default 8)\n"
+    "      --verify-rate X     requests per second per host (default 5)\n"
+    "      --verify-timeout S  seconds per request (default 10)\n"
+    "      --verify-cache FILE reuse and save outcomes in FILE (JSON, by fingerprint)\n"
+    "      --verify-cache-ttl D  ask again about cached outcomes older than D (default 24h)\n"
+    "\n"
     "performance:\n"
     "  -j, --threads N         worker threads (default: all cores)\n"
     "      --block-size N      engine block size (for testing; default 8M)\n"
     "      --no-cache          do not read or write the compiled-detector cache\n"
-    "      --backend B         auto (default: the GPU when one is usable), cpu or gpu\n"
+    "      --backend B         auto (default; the CPU until calibrated), cpu or gpu\n"
     "\n"
     "exit status: 0 no findings, 1 findings, 2 usage, configuration or fatal error\n"
     "(or a skipped input with --fail-on-skip), 130 interrupted by Ctrl-C, 143 by SIGTERM\n";
@@ -74,6 +83,13 @@ enum {
     OPT_NO_CONFIG,
     OPT_BASELINE,
     OPT_NO_CACHE,
+    OPT_VERIFY,
+    OPT_VERIFY_CONCURRENCY,
+    OPT_VERIFY_RATE,
+    OPT_VERIFY_TIMEOUT,
+    OPT_VERIFY_CACHE,
+    OPT_VERIFY_CACHE_TTL,
+    OPT_VERIFY_CA_BUNDLE, /* tests only; docs/verify.md */
     OPT_BACKEND,
     OPT_FAIL_ON_SKIP,
 };
@@ -101,6 +117,13 @@ static const struct option scan_options[] = {
     {"no-config", no_argument, 0, OPT_NO_CONFIG},
     {"baseline", required_argument, 0, OPT_BASELINE},
     {"no-cache", no_argument, 0, OPT_NO_CACHE},
+    {"verify", no_argument, 0, OPT_VERIFY},
+    {"verify-concurrency", required_argument, 0, OPT_VERIFY_CONCURRENCY},
+    {"verify-rate", required_argument, 0, OPT_VERIFY_RATE},
+    {"verify-timeout", required_argument, 0, OPT_VERIFY_TIMEOUT},
+    {"verify-cache", required_argument, 0, OPT_VERIFY_CACHE},
+    {"verify-cache-ttl", required_argument, 0, OPT_VERIFY_CACHE_TTL},
+    {"verify-ca-bundle", required_argument, 0, OPT_VERIFY_CA_BUNDLE},
     {"backend", required_argument, 0, OPT_BACKEND},
     {"fail-on-skip", no_argument, 0, OPT_FAIL_ON_SKIP},
     {0, 0, 0, 0},
@@ -128,6 +151,8 @@ typedef struct scan_args {
     int set_min_severity, set_min_confidence, set_max_file_size;
     int baseline_create; /* `keyhog baseline create` */
     int no_cache;
+    int verify;
+    verify_opts verify_opts;
     const char *backend; /* "auto", "cpu" or "gpu" */
     int fail_on_skip;
 } scan_args;
@@ -141,6 +166,7 @@ static int parse_args(int argc, char **argv, scan_args *a)
     a->walk.max_file_size = 32u << 20;
     a->stdin_name = "<stdin>";
     a->decode_depth = -1;
+    verify_opts_default(&a->verify_opts);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = n > 0 ? (int)n : 1;
     optind = 1;
@@ -233,6 +259,23 @@ static int parse_args(int argc, char **argv, scan_args *a)
         case OPT_NO_CONFIG: a->no_config = 1; break;
         case OPT_BASELINE: a->baseline = optarg; break;
         case OPT_NO_CACHE: a->no_cache = 1; break;
+        case OPT_VERIFY: a->verify = 1; break;
+        case OPT_VERIFY_CONCURRENCY:
+        case OPT_VERIFY_RATE:
+        case OPT_VERIFY_TIMEOUT:
+        case OPT_VERIFY_CACHE:
+        case OPT_VERIFY_CACHE_TTL:
+        case OPT_VERIFY_CA_BUNDLE: {
+            const struct option *o = scan_options;
+            while (o->val != c)
+                o++;
+            char why[200];
+            if (verify_opts_set(&a->verify_opts, o->name, optarg, why, sizeof why)) {
+                cli_error("--%s: %s", o->name, why);
+                return -1;
+            }
+            break;
+        }
         case OPT_BACKEND:
             if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "gpu")) {
                 cli_error("--backend: expected auto, cpu or gpu, got '%s'", optarg);
@@ -374,13 +417,19 @@ static int scan_stdin(pipeline *p, const char *name, uint64_t max)
  * interrupted run never leaves a half-written report.  Returns 0, -1 on
  * error, 1 when a signal came while writing and the target was left as it
  * was. */
+static int write_to(FILE *f, const scan_args *a, const report_opts *ro, findings_vec *v,
+                    const report_stats *st)
+{
+    if (a->baseline_create)
+        return baseline_write(f, v->items, v->count);
+    return report_write(f, ro, v->items, v->count, st);
+}
+
 static int write_report(const scan_args *a, const report_opts *ro, findings_vec *v,
                         const report_stats *st)
 {
     if (!a->output)
-        return report_write(stdout, ro, v->items, v->count, st) == 0 && fflush(stdout) == 0
-                   ? 0
-                   : -1;
+        return write_to(stdout, a, ro, v, st) == 0 && fflush(stdout) == 0 ? 0 : -1;
     size_t n = strlen(a->output) + 32;
     char *tmp = malloc(n);
     if (!tmp)
@@ -392,7 +441,7 @@ static int write_report(const scan_args *a, const report_opts *ro, findings_vec 
         free(tmp);
         return -1;
     }
-    int ok = report_write(f, ro, v->items, v->count, st) == 0;
+    int ok = write_to(f, a, ro, v, st) == 0;
     ok &= fclose(f) == 0;
     if (ok && cli_interrupted()) { /* a signal while writing: keep the old file */
         unlink(tmp);
@@ -520,19 +569,18 @@ static int scan_main(int argc, char **argv, int baseline_create)
     };
     cli_interrupt_install();
     /* The GPU finds keyword windows, the CPU confirms them: output is the
-     * same bytes either way (docs/gpu.md).  auto stays quiet when no GPU
-     * is usable; gpu says why it fell back. */
+     * same bytes either way (docs/gpu.md).  Until `keyhog calibrate` stores
+     * a crossover, auto means the CPU: measured on an H100 host, the CPU
+     * path is faster end to end.  gpu says why it fell back. */
     kh_gpu *gpu = NULL;
-    if (!a.backend || strcmp(a.backend, "cpu")) {
+    if (a.backend && !strcmp(a.backend, "gpu")) {
         kh_gpu_opts go = {.all_devices = 1, .quiet = a.quiet};
         kh_error gerr = {0};
         if (kh_gpu_open(engine, &go, &gpu, &gerr) != KH_OK && a.backend &&
             !strcmp(a.backend, "gpu") && !a.quiet)
             cli_error("%s; scanning on the CPU", gerr.message);
         cfg.gpu = gpu;
-        /* Small batches cost more to ship than to scan; --backend gpu
-         * sends every batch (for tests and measurements). */
-        cfg.gpu_min_batch = a.backend && !strcmp(a.backend, "gpu") ? 0 : (size_t)4 << 20;
+        cfg.gpu_min_batch = 0; /* a crossover from calibration goes here */
     }
     pipeline *p = pipeline_start(&cfg);
     if (!p) {
@@ -556,6 +604,14 @@ static int scan_main(int argc, char **argv, int baseline_create)
     if (a.dedupe || baseline_create)
         dedupe(&found);
     filter_findings(&found, &a, &conf, allow, &base, &stats);
+    if (a.verify) {
+        kh_error verr = {0};
+        if (verify_run(&a.verify_opts, found.items, found.count, a.quiet ? NULL : stderr,
+                       &verr) != KH_OK) {
+            cli_error("%s", verr.message);
+            fatal = 1;
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats.elapsed_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     stats.findings = found.count;

@@ -162,14 +162,14 @@ static void digest(const void *data, size_t len, unsigned char out[32])
     EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
 }
 
-static void cache_key(const kh_engine *e, unsigned char key[32])
+static void cache_key_of(const kh_detectors *set, unsigned char key[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     const char *v = hs_version();
     EVP_DigestUpdate(md, v, strlen(v) + 1);
-    for (uint32_t di = 0; di < e->set->count; di++) {
-        const spec_detector *d = detector_at(e->set, di);
+    for (uint32_t di = 0; di < set->count; di++) {
+        const spec_detector *d = detector_at(set, di);
         for (size_t k = 0; k < d->keyword_count; k++)
             EVP_DigestUpdate(md, d->keywords[k], strlen(d->keywords[k]) + 1);
         for (size_t p = 0; p < d->pattern_count; p++)
@@ -179,6 +179,19 @@ static void cache_key(const kh_engine *e, unsigned char key[32])
     unsigned int n = 32;
     EVP_DigestFinal_ex(md, key, &n);
     EVP_MD_CTX_free(md);
+}
+
+static void cache_key(const kh_engine *e, unsigned char key[32])
+{
+    cache_key_of(e->set, key);
+}
+
+void kh_engine_cache_key(const kh_detectors *set, char out[65])
+{
+    unsigned char key[32];
+    cache_key_of(set, key);
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", key[i]);
 }
 
 static int read_db(const unsigned char **p, const unsigned char *end, hs_database_t **db)
@@ -491,14 +504,7 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
     }
     e->overlap = overlap + 64;
 
-    if (!(opts && opts->cache && load_cache(e, opts->cache, opts->cache_len))) {
-        /* Some patterns pass the parser but not SOM compilation ("pattern
-         * too large"): finding them alone is much cheaper than failing the
-         * whole database once per pattern. */
-        for (uint32_t i = 0; i < e->pattern_count; i++)
-            if (e->patterns[i].on_vectorscan && !pattern_compiles(e, i))
-                e->patterns[i].on_vectorscan = 0;
-    }
+    int checked = opts && opts->cache && load_cache(e, opts->cache, opts->cache_len);
     for (;;) {
         if (e->from_cache)
             break;
@@ -515,6 +521,16 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
         if (refused == UINT32_MAX)
             goto fail;
         e->patterns[refused].on_vectorscan = 0; /* to the PCRE2 fallback */
+        if (!checked) {
+            /* Some patterns pass the parser but not SOM compilation
+             * ("pattern too large").  After the first such refusal, find
+             * the rest alone: cheaper than one failed whole-database
+             * compile per pattern. */
+            for (uint32_t i = 0; i < e->pattern_count; i++)
+                if (e->patterns[i].on_vectorscan && !pattern_compiles(e, i))
+                    e->patterns[i].on_vectorscan = 0;
+            checked = 1;
+        }
     }
     if (e->from_cache) {
         if ((rc = plan_keywords(e, err)) != KH_OK)

@@ -334,7 +334,13 @@ static size_t confirm(kh_scratch *s, const scan_frame *f, uint32_t p, size_t sta
 {
     const kh_engine *e = s->engine;
     const engine_pattern *ep = &e->patterns[p];
-    int rc = pcre2_match(ep->re, s->data, s->len, start, options, s->md, e->match_context);
+    /* An anchored match is cut at the overlap: the block and region scans
+     * see whole matches only up to that length, and a greedy unbounded
+     * pattern must not swallow a later secret of its own kind. */
+    size_t subject = s->len;
+    if ((options & PCRE2_ANCHORED) && subject - start > ENGINE_MAX_OVERLAP)
+        subject = start + ENGINE_MAX_OVERLAP;
+    int rc = pcre2_match(ep->re, s->data, subject, start, options, s->md, e->match_context);
     if (rc <= 0)
         return 0;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
@@ -348,7 +354,8 @@ static size_t confirm(kh_scratch *s, const scan_frame *f, uint32_t p, size_t sta
 
 static void confirm_candidates(kh_scratch *s, const scan_frame *f)
 {
-    qsort(s->cands, s->ncands, sizeof *s->cands, cmp_candidate);
+    if (s->ncands > 1) /* cands is NULL before the first candidate */
+        qsort(s->cands, s->ncands, sizeof *s->cands, cmp_candidate);
     for (size_t i = 0; i < s->ncands; i++) {
         uint32_t p = s->cands[i].pattern;
         size_t start = s->own_start + s->cands[i].start;
@@ -532,7 +539,8 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
     int rc = scan_buffer_regions(s, &root, chunk->data, chunk->len, regions, nregions);
     if (rc != KH_OK)
         return rc;
-    qsort(s->hits, s->nhits, sizeof *s->hits, cmp_hit);
+    if (s->nhits > 1) /* hits is NULL before the first hit */
+        qsort(s->hits, s->nhits, sizeof *s->hits, cmp_hit);
     line_cursor lc = {0, chunk->base_line ? chunk->base_line : 1, 0};
     kh_companion comps[16];
     for (size_t i = 0; i < s->nhits; i++) {

@@ -30,6 +30,7 @@
 
 #define GIT_MAX_TREE_DEPTH 256 /* deeper trees are hostile, not real */
 #define GIT_SET_MIN 1024
+#define GIT_RECENT 8
 
 /* Open-addressing set of raw object ids.  Ids are uniformly random, so
  * their first bytes are a perfect hash; linear probing, load kept <= 1/2. */
@@ -52,6 +53,12 @@ typedef struct git_scan {
     char commit_hex[GIT_OID_HEXSZ + 1];
     const char *author, *email;
     char date[32];
+    /* Root trees of the last commits walked: the parent is nearly always
+     * among them, and parsing its tree again would double the tree work
+     * (libgit2's cache does not keep trees over 4 KiB). */
+    git_oid recent_id[GIT_RECENT];
+    git_tree *recent_tree[GIT_RECENT];
+    unsigned recent_next;
     int stopped; /* emit asked to stop */
     int failed;  /* out of memory */
 } git_scan;
@@ -150,13 +157,15 @@ static void git_emit_blob(git_scan *g, const git_oid *oid, const char *path)
     }
     if (added == 0) return;
 
+    /* The header costs a walk down the delta chain (about a tenth of the
+     * whole scan), so it is read only when there is a limit to check. */
     size_t size = 0;
     git_object_t type = GIT_OBJECT_INVALID;
-    if (git_odb_read_header(&size, &type, g->odb, oid) != 0 || type != GIT_OBJECT_BLOB) {
+    uint64_t max = g->opts->max_blob_size;
+    if (max && (git_odb_read_header(&size, &type, g->odb, oid) != 0 || type != GIT_OBJECT_BLOB)) {
         git_report(g, path, "unreadable blob");
         return;
     }
-    uint64_t max = g->opts->max_blob_size;
     if (max && size > max) {
         char msg[96];
         snprintf(msg, sizeof msg, "larger than the blob size limit (%llu bytes)",
@@ -238,6 +247,21 @@ static void git_diff_tree(git_scan *g, const git_tree *tree, const git_tree *bas
     }
 }
 
+static git_tree *git_recent_find(const git_scan *g, const git_oid *commit)
+{
+    for (unsigned i = 0; i < GIT_RECENT; i++)
+        if (g->recent_tree[i] && git_oid_equal(&g->recent_id[i], commit)) return g->recent_tree[i];
+    return NULL;
+}
+
+static void git_recent_put(git_scan *g, const git_oid *commit, git_tree *tree)
+{
+    unsigned i = g->recent_next++ % GIT_RECENT;
+    git_tree_free(g->recent_tree[i]);
+    git_oid_cpy(&g->recent_id[i], commit);
+    g->recent_tree[i] = tree;
+}
+
 static void git_scan_commit(git_scan *g, const git_oid *oid)
 {
     git_oid_tostr(g->commit_hex, sizeof g->commit_hex, oid);
@@ -250,18 +274,20 @@ static void git_scan_commit(git_scan *g, const git_oid *oid)
         git_commit_free(c);
         return;
     }
-    git_tree *tree = NULL, *base = NULL;
+    git_tree *tree = NULL, *base = NULL, *owned_base = NULL;
     if (git_commit_tree(&tree, c) != 0) {
         git_report(g, g->commit_hex, "unreadable tree");
         git_commit_free(c);
         return;
     }
     if (git_commit_parentcount(c) > 0) {
+        const git_oid *pid = git_commit_parent_id(c, 0);
+        base = pid ? git_recent_find(g, pid) : NULL;
         git_commit *parent = NULL;
         /* A missing parent (shallow clone, damage) means everything in this
          * tree is new as far as we can tell. */
-        if (git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&base, parent) != 0)
-            base = NULL;
+        if (!base && git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&owned_base, parent) == 0)
+            base = owned_base;
         git_commit_free(parent);
     }
     const git_signature *sig = git_commit_author(c);
@@ -275,8 +301,8 @@ static void git_scan_commit(git_scan *g, const git_oid *oid)
     } else {
         g->failed = 1;
     }
-    git_tree_free(base);
-    git_tree_free(tree);
+    git_tree_free(owned_base);
+    git_recent_put(g, oid, tree); /* takes the tree */
     git_commit_free(c);
 }
 
@@ -419,6 +445,7 @@ int sources_git(const char *repo_path, const git_scan_opts *opts, source_emit_fn
             rc = -1;
         }
     }
+    for (unsigned i = 0; i < GIT_RECENT; i++) git_tree_free(g.recent_tree[i]);
     git_oidset_free(&g.blobs);
     git_oidset_free(&g.trees);
     free(g.path);

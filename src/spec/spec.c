@@ -104,7 +104,7 @@ kh_detectors *spec_set_new(void)
     kh_detectors *set = calloc(1, sizeof *set);
     if (!set)
         return NULL;
-    set->warnings = calloc(1, 1);
+    set->warnings = calloc(64, 1); /* capacity: see spec_set_warn */
     if (!set->warnings) {
         free(set);
         return NULL;
@@ -134,10 +134,20 @@ void spec_set_warn(kh_detectors *set, const char *fmt, ...)
         add = omitted;
         len = ol;
     }
-    char *w = realloc(set->warnings, set->warnings_len + len + 2);
-    if (!w)
-        return; /* a lost warning is better than a failed load */
-    set->warnings = w;
+    /* The buffer's capacity is implied: the power of two above its length,
+     * so a file with 100k unknown keys costs log(n) reallocations, not n. */
+    size_t need = set->warnings_len + len + 2, cap = 64;
+    while (cap < set->warnings_len + 1)
+        cap *= 2;
+    if (need > cap) {
+        while (cap < need)
+            cap *= 2;
+        char *w = realloc(set->warnings, cap);
+        if (!w)
+            return; /* a lost warning is better than a failed load */
+        set->warnings = w;
+    }
+    char *w = set->warnings;
     memcpy(w + set->warnings_len, add, len);
     set->warnings_len += len;
     if (add == line)
@@ -882,19 +892,20 @@ static int spec_tests(spec_ctx *c, const toml_value *det, spec_detector *d)
         return spec_oom(c);
     for (size_t i = 0; i < arr->u.array.n; i++) {
         const toml_value *t = arr->u.array.items[i];
-        char prefix[64];
+        char prefix[64], path[160];
         snprintf(prefix, sizeof prefix, "detector.tests[%zu]", i + 1);
         spec_check_keys(c, t, prefix, keys);
         char *pos = NULL, *neg = NULL, *expect = NULL;
         if ((rc = spec_get_string(c, t, "test_positive", prefix, 0, &pos)) ||
             (rc = spec_get_string(c, t, "test_negative", prefix, 0, &neg)) ||
             (rc = spec_get_string(c, t, "expect", prefix, 0, &expect)) ||
+            (expect && !pos &&
+             (rc = spec_fail(c, KH_EPARSE, toml_get(t, "expect"),
+                             spec_path(path, sizeof path, prefix, "expect"),
+                             "needs a test_positive to apply to"))) ||
             (!pos && !neg &&
              (rc = spec_fail(c, KH_EPARSE, t, prefix,
-                             "needs test_positive or test_negative"))) ||
-            (expect && !pos &&
-             (rc = spec_fail(c, KH_EPARSE, toml_get(t, "expect"), prefix,
-                             "expect needs a test_positive")))) {
+                             "needs test_positive or test_negative")))) {
             free(pos);
             free(neg);
             free(expect);

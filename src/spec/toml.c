@@ -1281,8 +1281,11 @@ int toml_parse(const char *text, size_t len, const char *name, toml_value **out,
         if (toml_skip_comment(&ps))
             goto fail;
         if (ps.p < ps.end && !toml_eat_newline(&ps)) {
-            if (*ps.p == '\r')
+            unsigned char u = (unsigned char)*ps.p;
+            if (u == '\r')
                 toml_fail(&ps, ps.p, "carriage return not followed by a newline");
+            else if (u < 0x20 || u == 0x7F)
+                toml_fail(&ps, ps.p, "unexpected control character U+%04X", u);
             else
                 toml_fail(&ps, ps.p, "expected a newline or comment after %s",
                           c == '[' ? "the table header" : "the value");

@@ -927,3 +927,45 @@ int verify_parse_duration(const char *s, double *seconds)
     *seconds = v * unit;
     return 0;
 }
+
+int verify_opts_set(verify_opts *o, const char *name, const char *value, char *why,
+                    size_t why_len)
+{
+    char *end;
+    double d;
+    if (!strcmp(name, "verify-concurrency")) {
+        long n = strtol(value, &end, 10);
+        if (end == value || *end || n < 1 || n > 256)
+            goto bad_range;
+        o->concurrency = (int)n;
+    } else if (!strcmp(name, "verify-rate")) {
+        d = strtod(value, &end);
+        if (end == value || *end || !(d > 0) || d > 1000)
+            goto bad_range;
+        o->rate = d;
+    } else if (!strcmp(name, "verify-timeout")) {
+        if (verify_parse_duration(value, &d) || !(d > 0) || d > 600)
+            goto bad_range;
+        o->timeout = d;
+    } else if (!strcmp(name, "verify-cache-ttl")) {
+        if (verify_parse_duration(value, &d) || d > 3650 * 86400.0)
+            goto bad_range;
+        o->cache_ttl = d;
+    } else if (!strcmp(name, "verify-cache")) {
+        o->cache_path = value;
+    } else if (!strcmp(name, "verify-ca-bundle")) {
+        o->ca_bundle = value;
+    } else {
+        snprintf(why, why_len, "unknown option");
+        return -1;
+    }
+    return 0;
+bad_range:
+    snprintf(why, why_len, "expected %s, got '%.100s'",
+             !strcmp(name, "verify-concurrency") ? "a number from 1 to 256"
+             : !strcmp(name, "verify-rate")      ? "a number of requests per second up to 1000"
+             : !strcmp(name, "verify-timeout")   ? "a duration up to 600s (10, 10s, 2m)"
+                                                 : "a duration (3600, 30m, 24h, 7d)",
+             value);
+    return -1;
+}

@@ -80,6 +80,13 @@ void verify_session_free(verify_session *s);
 int verify_run(const verify_opts *opts, report_finding *findings, size_t count, FILE *log,
                kh_error *err);
 
+/* Sets one option from its command-line spelling: name is "verify-concurrency",
+ * "verify-rate", "verify-timeout", "verify-cache", "verify-cache-ttl" or
+ * "verify-ca-bundle"; value is kept by pointer for the paths.  Returns 0, or
+ * -1 with why ("expected 1 to 256, got 'x'"). */
+int verify_opts_set(verify_opts *opts, const char *name, const char *value, char *why,
+                    size_t why_len);
+
 /* "90", "90s", "30m", "24h", "7d" -> seconds.  Returns 0, or -1 if s is
  * not a non-negative number with one of those suffixes. */
 int verify_parse_duration(const char *s, double *seconds);

@@ -77,7 +77,7 @@ class ScanTest(TreeTest):
         self.assertEqual(r["path"], os.path.join(self.tree, "app/config.py"))
         self.assertEqual((r["line"], r["column"]), (3, 13))
         self.assertEqual((r["end_line"], r["end_column"]), (3, 13 + len(key) - 1))
-        self.assertEqual(r["offset"], 8 + 12)
+        self.assertEqual(r["offset"], 7 + 12)
         self.assertEqual(r["length"], len(key))
         self.assertEqual(r["severity"], "high")
         self.assertTrue(0 <= r["confidence"] <= 1)

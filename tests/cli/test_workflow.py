@@ -82,7 +82,7 @@ class WorkflowTest(TreeTest):
         self.assertIn("bad.json", p.stderr.decode())
 
     def test_suppressed_counted_in_stats(self):
-        write(self.tree, "a.env", f"ACME={acme(9)} # keyhog:ignore\nACME={acme(10)}\n")
+        write(self.tree, "a.env", f"ACME={acme(9)} # keyhog:ignore\n\nACME={acme(10)}\n")
         p = run("scan", "--detectors", self.det, "--format", "json", self.tree, env=self.env)
         doc = json.loads(p.stdout)
         self.assertEqual(len(doc["findings"]), 1)

@@ -75,7 +75,7 @@ static const char backref_spec[] =
     "id = \"test-backref\"\nname = \"Quoted\"\nservice = \"test\"\nseverity = \"low\"\n"
     "keywords = [\"qkey\"]\n"
     "[[detector.patterns]]\n"
-    "regex = 'qkey=([\"'\"'\"'])([A-Za-z0-9]{20})\\1'\ngroup = 2\n";
+    "regex = \"qkey=([\\\"'])([A-Za-z0-9]{20})\\\\1\"\ngroup = 2\n";
 
 static const char pair_spec[] =
     "[detector]\n"

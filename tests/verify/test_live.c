@@ -328,12 +328,12 @@ static void test_sigv4_checked_by_server(void **state)
     aws->v.aws_service = "sts";
     aws->v.success_body_contains = "<Arn>";
     report_companion good = {.name = "secret_key",
-                             .value = "KeyhogTestSecretKey0000000000000000000000"};
+                             .value = "KeyhogTestSecretKey/a8Xk2Lq9Zr4Tn7Wp1Yd+"};
     report_companion bad = {.name = "secret_key",
-                            .value = "KeyhogTestSecretKey0000000000000000000001"};
-    report_finding f[] = {new_finding(aws, "AKIAKEYHOGTEST000001"),
-                          new_finding(aws, "AKIAKEYHOGTEST000001"),
-                          new_finding(aws, "AKIAKEYHOGTEST000002")};
+                            .value = "KeyhogTestSecretKey/a8Xk2Lq9Zr4Tn7Wp1Ye+"};
+    report_finding f[] = {new_finding(aws, "KHTSKEYHOGTEST000001"),
+                          new_finding(aws, "KHTSKEYHOGTEST000001"),
+                          new_finding(aws, "KHTSKEYHOGTEST000002")};
     f[0].companions = &good;
     f[1].companions = &bad; /* same key id: verified once, as the first */
     f[2].companions = &good;
@@ -348,7 +348,7 @@ static void test_sigv4_checked_by_server(void **state)
     assert_int_equal(requests_to(&l, before, "/sts", &r), 2);
     const char *auth = header_of(r, "authorization");
     assert_non_null(auth);
-    assert_non_null(strstr(auth, "AWS4-HMAC-SHA256 Credential=AKIAKEYHOGTEST00000"));
+    assert_non_null(strstr(auth, "AWS4-HMAC-SHA256 Credential=KHTSKEYHOGTEST00000"));
     assert_non_null(strstr(auth, "/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, "
                                  "Signature="));
     assert_non_null(header_of(r, "x-amz-date"));
@@ -359,7 +359,7 @@ static void test_sigv4_checked_by_server(void **state)
     /* Without the companion there is nothing to sign: no request. */
     aws = new_det("t-aws", "/sts", "aws-sigv4");
     aws->v.auth_password = "{{companion.secret_key}}";
-    report_finding g = new_finding(aws, "AKIAKEYHOGTEST000003");
+    report_finding g = new_finding(aws, "KHTSKEYHOGTEST000003");
     before = log_count();
     verify_one(&g, 1);
     assert_string_equal(g.verify_status, "unknown");

@@ -41,7 +41,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-AWS_KEYS = {"AKIAKEYHOGTEST000001": "KeyhogTestSecretKey0000000000000000000000"}
+AWS_KEYS = {"KHTSKEYHOGTEST000001": "KeyhogTestSecretKey/a8Xk2Lq9Zr4Tn7Wp1Yd+"}
 
 _lock = threading.Lock()
 _inflight = {}  # path -> requests being handled
