@@ -30,7 +30,8 @@
 
 typedef struct candidate {
     uint32_t pattern;
-    uint32_t start;
+    uint32_t start; /* from own_start */
+    uint32_t end;   /* furthest end Vectorscan reported for this start */
 } candidate;
 
 typedef struct hit_companion {
@@ -74,6 +75,8 @@ struct kh_scratch {
     size_t window_start, own_start, own_end;
     int region_mode;     /* scanning keyword regions: anchored patterns only */
     int only_unanchored; /* whole-buffer pass of a region scan */
+    size_t match_start;   /* start of the last match confirm() saw */
+    size_t confirm_limit; /* unanchored confirm: ignore matches starting here on */
 };
 
 /* Where a buffer's findings go in the root chunk. */
@@ -172,9 +175,13 @@ static int on_report(unsigned id, unsigned long long from, unsigned long long to
         return 0;
     /* Vectorscan reports every end of a match; consecutive reports of one
      * start are one candidate. */
+    uint32_t rel_end = (uint32_t)(s->window_start + (size_t)to - s->own_start);
     if (s->ncands && s->cands[s->ncands - 1].pattern == id &&
-        s->cands[s->ncands - 1].start == start)
+        s->cands[s->ncands - 1].start == start - s->own_start) {
+        if (rel_end > s->cands[s->ncands - 1].end)
+            s->cands[s->ncands - 1].end = rel_end;
         return 0;
+    }
     if (s->ncands >= ENGINE_MAX_CANDIDATES) {
         s->cands_overflow = 1;
         return 1; /* stop this block; the rest is reported as truncated */
@@ -183,6 +190,7 @@ static int on_report(unsigned id, unsigned long long from, unsigned long long to
         return 1;
     s->cands[s->ncands].pattern = id;
     s->cands[s->ncands].start = (uint32_t)(start - s->own_start);
+    s->cands[s->ncands].end = rel_end;
     s->ncands++;
     return 0;
 }
@@ -340,6 +348,8 @@ static size_t confirm(kh_scratch *s, const scan_frame *f, uint32_t p, size_t sta
     size_t subject = s->len;
     if ((options & PCRE2_ANCHORED) && subject - start > ENGINE_MAX_OVERLAP)
         subject = start + ENGINE_MAX_OVERLAP;
+    else if (s->confirm_limit && subject - s->confirm_limit > ENGINE_MAX_OVERLAP)
+        subject = s->confirm_limit + ENGINE_MAX_OVERLAP;
     int rc = pcre2_match(ep->re, s->data, subject, start, options, s->md, e->match_context);
     if (rc <= 0)
         return 0;
@@ -347,6 +357,9 @@ static size_t confirm(kh_scratch *s, const scan_frame *f, uint32_t p, size_t sta
     size_t ms = ov[0], me = ov[1];
     if (me <= ms)
         return 0;
+    s->match_start = ms;
+    if (!(options & PCRE2_ANCHORED) && s->confirm_limit && ms >= s->confirm_limit)
+        return me; /* beyond the stretch asked about: not recorded */
     if (ep->group < rc && ov[2 * ep->group] != PCRE2_UNSET)
         record(s, f, p, ms, me, ov[2 * ep->group], ov[2 * ep->group + 1] - ov[2 * ep->group]);
     return me;
@@ -359,11 +372,34 @@ static void confirm_candidates(kh_scratch *s, const scan_frame *f)
     for (size_t i = 0; i < s->ncands; i++) {
         uint32_t p = s->cands[i].pattern;
         size_t start = s->own_start + s->cands[i].start;
+        size_t far = s->own_start + s->cands[i].end;
+        /* One start may have been reported apart (other reports came
+         * between); its furthest end counts. */
+        while (i + 1 < s->ncands && s->cands[i + 1].pattern == p &&
+               s->cands[i + 1].start == s->cands[i].start) {
+            i++;
+            if (s->own_start + s->cands[i].end > far)
+                far = s->own_start + s->cands[i].end;
+        }
         if (start < s->last_end[p])
             continue;
         size_t end = confirm(s, f, p, start, PCRE2_ANCHORED);
-        if (end)
-            s->last_end[p] = end;
+        if (!end)
+            continue;
+        s->last_end[p] = end;
+        /* Vectorscan gives only the leftmost start of each end: when its
+         * furthest match from here ends past the one PCRE2 chose (a lazy
+         * or alternating pattern), matches that start inside that stretch
+         * are hidden behind this start.  Find them the way a regex scan
+         * does, so the result never depends on where a window began. */
+        s->confirm_limit = far;
+        while (far > s->last_end[p]) {
+            size_t next = confirm(s, f, p, s->last_end[p], 0);
+            if (!next || s->match_start >= far)
+                break;
+            s->last_end[p] = next;
+        }
+        s->confirm_limit = 0;
     }
     s->ncands = 0;
 }

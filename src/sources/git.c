@@ -191,6 +191,28 @@ static void git_emit_blob(git_scan *g, const git_oid *oid, const char *path)
     git_blob_free(blob);
 }
 
+/* The entry of `base` named `name`.  Both trees are sorted, so a cursor
+ * that walks base alongside finds it in O(1) nearly always; the cursor
+ * uses plain strcmp order, which differs from git's (a tree sorts as if
+ * its name ended in '/'), so a miss falls back to the binary search and
+ * the answer is exact either way. */
+static const git_tree_entry *git_base_entry(const git_tree *base, size_t nbase, size_t *j,
+                                            const char *name)
+{
+    if (!base) return NULL;
+    while (*j < nbase) {
+        const git_tree_entry *b = git_tree_entry_byindex(base, *j);
+        int c = strcmp(git_tree_entry_name(b), name);
+        if (c == 0) {
+            ++*j;
+            return b;
+        }
+        if (c > 0) break;
+        ++*j;
+    }
+    return git_tree_entry_byname(base, name);
+}
+
 /* Emits the blobs of `tree` that differ from `base` (NULL = all of them),
  * the tree's path being g->path[0..len). */
 static void git_diff_tree(git_scan *g, const git_tree *tree, const git_tree *base, size_t len,
@@ -201,12 +223,12 @@ static void git_diff_tree(git_scan *g, const git_tree *tree, const git_tree *bas
         if (g->skip) g->skip(len ? g->path : g->commit_hex, "tree nested too deep", g->ctx);
         return;
     }
-    size_t n = git_tree_entrycount(tree);
+    size_t n = git_tree_entrycount(tree), nbase = base ? git_tree_entrycount(base) : 0, j = 0;
     for (size_t i = 0; i < n && !g->stopped && !g->failed; i++) {
         const git_tree_entry *e = git_tree_entry_byindex(tree, i);
         const git_oid *id = git_tree_entry_id(e);
         git_filemode_t mode = git_tree_entry_filemode(e);
-        const git_tree_entry *old = base ? git_tree_entry_byname(base, git_tree_entry_name(e)) : NULL;
+        const git_tree_entry *old = git_base_entry(base, nbase, &j, git_tree_entry_name(e));
         if (old && git_oid_equal(git_tree_entry_id(old), id) && git_tree_entry_filemode(old) == mode)
             continue;
 

@@ -121,6 +121,8 @@ def keyhog(args, stdin=subprocess.DEVNULL, cwd=None, env=None, timeout=60, as_li
             pid, status, ru = os.wait4(proc.pid, 0)
             for r in readers:
                 r.join()
+            proc.stdout.close()
+            proc.stderr.close()
             raise AssertionError(f"keyhog {' '.join(args)} ran over {timeout}s: "
                                  f"{b''.join(err_chunks)[-2000:]!r}")
         time.sleep(0.01)
@@ -128,6 +130,8 @@ def keyhog(args, stdin=subprocess.DEVNULL, cwd=None, env=None, timeout=60, as_li
     proc.returncode = os.waitstatus_to_exitcode(status)
     for r in readers:
         r.join()
+    proc.stdout.close()
+    proc.stderr.close()
     return Result(proc.returncode, b"".join(out_chunks), b"".join(err_chunks), seconds,
                   ru.ru_maxrss / 1024)
 
