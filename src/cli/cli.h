@@ -16,6 +16,12 @@ enum { EXIT_CLEAN = 0, EXIT_FINDINGS = 1, EXIT_ERROR = 2 };
 int cli_scan(int argc, char **argv);
 int cli_detectors(int argc, char **argv);
 int cli_baseline(int argc, char **argv);
+int cli_calibrate(int argc, char **argv);
+
+/* The crossover `keyhog calibrate` stored (calibrate.c): batches of at least
+ * *crossover bytes go to the GPU; SIZE_MAX = never.  -1 when there is no
+ * readable calibration (then --backend auto means the CPU). */
+int cli_calibration_load(size_t *crossover);
 
 /* Loads the embedded detectors plus each --detectors directory (later ones
  * override earlier ones by id).  Prints warnings and errors to stderr;

@@ -20,6 +20,8 @@ static const char usage[] =
     "                      every detector's own examples\n"
     "  baseline create     record current findings (-o FILE) so that\n"
     "                      `scan --baseline FILE` reports only new ones\n"
+    "  calibrate           measure CPU vs GPU throughput here and store when the\n"
+    "                      GPU wins, for `scan --backend auto`\n"
     "\n"
     "options:\n"
     "  -h, --help          this help; `keyhog scan --help` for scan options\n"
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
         return cli_detectors(argc - 1, argv + 1);
     if (!strcmp(cmd, "baseline"))
         return cli_baseline(argc - 1, argv + 1);
+    if (!strcmp(cmd, "calibrate"))
+        return cli_calibrate(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try keyhog --help)", cmd);
     return EXIT_ERROR;
 }

@@ -160,25 +160,10 @@ static int on_finding(const kh_finding *f, void *ctx)
     return 0;
 }
 
-static void scan_item(worker *w, const work_item *it)
+/* Scans bytes already in memory as the item `it` describes. */
+static void scan_bytes(worker *w, const work_item *it, const uint8_t *data, size_t len)
 {
     pipeline *p = w->p;
-    const uint8_t *data = it->data;
-    size_t len = it->len;
-    if (it->fs_path) {
-        int e = sources_read_file(it->fs_path, p->cfg.max_file_size, &w->buf, &w->cap, &len);
-        if (e) {
-            char reason[128];
-            if (e == EFBIG)
-                snprintf(reason, sizeof reason, "larger than --max-file-size (%llu bytes)",
-                         (unsigned long long)p->cfg.max_file_size);
-            else
-                snprintf(reason, sizeof reason, "%s", strerror(e));
-            pipeline_skip(it->path, reason, p);
-            return;
-        }
-        data = w->buf;
-    }
     if (sources_is_binary(data, len))
         return;
     w->files++;
@@ -190,6 +175,81 @@ static void scan_item(worker *w, const work_item *it)
     int rc = kh_scan(p->cfg.engine, w->scratch, &chunk, on_finding, w);
     if (rc != KH_OK && rc != KH_ESTOPPED)
         pipeline_skip(it->path, kh_strerror(rc), p);
+}
+
+typedef struct member_ctx {
+    worker *w;
+    const work_item *parent;
+} member_ctx;
+
+/* An archive or image member: scanned at once, on this worker, while the
+ * reader still holds its bytes; it keeps the parent's git attribution. */
+static int scan_member(const source_item *m, void *ctx)
+{
+    member_ctx *mc = ctx;
+    work_item view = *mc->parent;
+    view.path = (char *)m->path;
+    view.fs_path = NULL;
+    scan_bytes(mc->w, &view, m->data, m->len);
+    return cli_interrupted();
+}
+
+static void skip_member(const char *path, const char *reason, void *ctx)
+{
+    pipeline_skip(path, reason, ((member_ctx *)ctx)->w->p);
+}
+
+/* Archives and container images are opened and their members scanned;
+ * returns 1 if `data` was one. */
+static int scan_container(worker *w, const work_item *it, const uint8_t *data, size_t len)
+{
+    pipeline *p = w->p;
+    if (p->cfg.no_archives || !sources_is_archive(it->path, data, len))
+        return 0;
+    member_ctx mc = {w, it};
+    archive_opts ao = {.max_member_size = p->cfg.max_file_size};
+    if (it->fs_path && sources_is_image(it->fs_path)) {
+        image_opts io = {.max_file_size = p->cfg.max_file_size, .archives = &ao};
+        sources_image(it->fs_path, &io, scan_member, skip_member, &mc);
+    } else {
+        sources_archive(data, len, it->path, &ao, scan_member, skip_member, &mc);
+    }
+    return 1;
+}
+
+static void scan_item(worker *w, const work_item *it)
+{
+    pipeline *p = w->p;
+    const uint8_t *data = it->data;
+    size_t len = it->len;
+    if (it->fs_path) {
+        /* Archives may be larger than a text file may be: their members
+         * are held to the limit one by one. */
+        uint64_t max = p->cfg.no_archives ? p->cfg.max_file_size : p->cfg.max_archive_size;
+        int e = sources_read_file(it->fs_path, max, &w->buf, &w->cap, &len);
+        if (e) {
+            char reason[128];
+            if (e == EFBIG)
+                snprintf(reason, sizeof reason, "larger than --max-file-size (%llu bytes)",
+                         (unsigned long long)p->cfg.max_file_size);
+            else
+                snprintf(reason, sizeof reason, "%s", strerror(e));
+            pipeline_skip(it->path, reason, p);
+            return;
+        }
+        data = w->buf;
+        if (len > p->cfg.max_file_size && p->cfg.max_file_size &&
+            !sources_is_archive(it->path, data, len)) {
+            char reason[128];
+            snprintf(reason, sizeof reason, "larger than --max-file-size (%llu bytes)",
+                     (unsigned long long)p->cfg.max_file_size);
+            pipeline_skip(it->path, reason, p);
+            return;
+        }
+    }
+    if (scan_container(w, it, data, len))
+        return;
+    scan_bytes(w, it, data, len);
 }
 
 static int on_batch_finding(const kh_finding *f, size_t chunk, void *ctx)
@@ -247,6 +307,11 @@ static void batch_add(worker *w, work_item *it)
             return;
         }
         data = buf;
+    }
+    if (!p->cfg.no_archives && sources_is_archive(it->path, data, len)) {
+        free(buf);
+        scan_item(w, it); /* archives are opened on the CPU path */
+        return;
     }
     if (sources_is_binary(data, len)) {
         free(buf);

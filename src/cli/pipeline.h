@@ -18,6 +18,7 @@ typedef struct scan_config {
     const kh_engine *engine;
     int threads;
     uint64_t max_file_size;
+    uint64_t max_archive_size; /* archives may be read up to this size */
     int no_archives;
     int quiet;
     /* --backend gpu/auto: workers gather items into batches for

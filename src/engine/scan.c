@@ -539,6 +539,26 @@ static int cmp_hit(const void *a, const void *b)
     return (x->secret_at > y->secret_at) - (x->secret_at < y->secret_at);
 }
 
+/* A generic detector (service "generic": passwords assigned in code, ...)
+ * says less than a vendor detector about the same bytes: when both report
+ * the same secret at the same place, only the vendor's finding is kept.
+ * Hits are sorted by offset, so the others at this offset are adjacent. */
+static int generic_shadowed(const kh_engine *e, const kh_scratch *s, size_t i)
+{
+    const hit *h = &s->hits[i];
+    if (strcmp(e->set->items[h->detector]->service, "generic") != 0)
+        return 0;
+    for (size_t j = i; j-- > 0 && s->hits[j].offset == h->offset;)
+        if (s->hits[j].length == h->length &&
+            strcmp(e->set->items[s->hits[j].detector]->service, "generic") != 0)
+            return 1;
+    for (size_t j = i + 1; j < s->nhits && s->hits[j].offset == h->offset; j++)
+        if (s->hits[j].length == h->length &&
+            strcmp(e->set->items[s->hits[j].detector]->service, "generic") != 0)
+            return 1;
+    return 0;
+}
+
 /* Line and column of a root offset, advancing a cursor (offsets ascend). */
 typedef struct line_cursor {
     size_t pos;        /* bytes of the chunk counted so far */
@@ -582,6 +602,8 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
     for (size_t i = 0; i < s->nhits; i++) {
         const hit *h = &s->hits[i];
         const spec_detector *d = e->set->items[h->detector];
+        if (generic_shadowed(e, s, i))
+            continue;
         size_t rel = (size_t)(h->offset - chunk->base_offset);
         size_t rel_end = rel + (size_t)h->length - 1;
         kh_finding out = {0};

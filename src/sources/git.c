@@ -229,7 +229,8 @@ static void git_diff_tree(git_scan *g, const git_tree *tree, const git_tree *bas
         const git_oid *id = git_tree_entry_id(e);
         git_filemode_t mode = git_tree_entry_filemode(e);
         const git_tree_entry *old = git_base_entry(base, nbase, &j, git_tree_entry_name(e));
-        if (old && git_oid_equal(git_tree_entry_id(old), id) && git_tree_entry_filemode(old) == mode)
+        if (old && git_oid_equal(git_tree_entry_id(old), id) &&
+            git_tree_entry_filemode(old) == mode)
             continue;
 
         /* Submodule links and symlinks carry no content of this repo. */
@@ -308,7 +309,8 @@ static void git_scan_commit(git_scan *g, const git_oid *oid)
         git_commit *parent = NULL;
         /* A missing parent (shallow clone, damage) means everything in this
          * tree is new as far as we can tell. */
-        if (!base && git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&owned_base, parent) == 0)
+        if (!base && git_commit_parent(&parent, c, 0) == 0 &&
+            git_commit_tree(&owned_base, parent) == 0)
             base = owned_base;
         git_commit_free(parent);
     }

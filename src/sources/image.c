@@ -84,6 +84,14 @@ static void image_skip(image_scan *s, const char *path, const char *fmt, const c
     if (s->skip) s->skip(path, msg, s->ctx);
 }
 
+/* Index of the first byte that is not JSON white space (len if none). */
+static size_t image_skip_space(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t')) i++;
+    return i;
+}
+
 static const char *image_clean(const char *name)
 {
     while (name[0] == '/' || (name[0] == '.' && name[1] == '/')) name += name[0] == '/' ? 1 : 2;
@@ -175,7 +183,8 @@ static report_jvalue *image_load_json(image_scan *s, const char *name, int repor
     snprintf(where, sizeof where, "%s!%s", s->origin, name ? name : "");
     if (rc != 0) {
         if (rc == ENOMEM) s->failed = 1;
-        if (report_missing || rc != ENOENT) image_skip(s, where, "unreadable image metadata: %s", strerror(rc));
+        if (report_missing || rc != ENOENT)
+            image_skip(s, where, "unreadable image metadata: %s", strerror(rc));
         return NULL;
     }
     report_jvalue *v = NULL;
@@ -280,8 +289,9 @@ static void image_read_docker_manifest(image_scan *s, const report_jvalue *m)
             const char *name = image_str(layers->items[j]);
             if (!name) continue;
             char short_id[IMAGE_SHORT + 1];
-            image_short_for(name, diff_ids && j < diff_ids->n ? image_str(diff_ids->items[j]) : NULL,
-                            short_id);
+            const char *diff_id =
+                diff_ids && j < diff_ids->n ? image_str(diff_ids->items[j]) : NULL;
+            image_short_for(name, diff_id, short_id);
             image_add_layer(s, name, short_id);
         }
         report_json_free(cfg);
@@ -302,13 +312,15 @@ static void image_read_oci_index(image_scan *s, const report_jvalue *index, int 
         if (report_json_get(m, "manifests")) {
             if (depth < IMAGE_INDEX_DEPTH) image_read_oci_index(s, m, depth + 1);
         } else {
-            char *cfg = image_blob_name(image_str(report_json_get(report_json_get(m, "config"), "digest")), NULL);
+            const report_jvalue *config = report_json_get(m, "config");
+            char *cfg = image_blob_name(image_str(report_json_get(config, "digest")), NULL);
             image_add_config(s, cfg);
             free(cfg);
             const report_jvalue *layers = image_arr(report_json_get(m, "layers"));
             for (size_t j = 0; layers && j < layers->n; j++) {
                 char short_id[IMAGE_SHORT + 1];
-                char *l = image_blob_name(image_str(report_json_get(layers->items[j], "digest")), short_id);
+                const char *digest = image_str(report_json_get(layers->items[j], "digest"));
+                char *l = image_blob_name(digest, short_id);
                 if (l) image_add_layer(s, l, short_id);
                 free(l);
             }
@@ -601,8 +613,7 @@ static int image_stash_tar(image_scan *s)
             break;
         }
         la_ssize_t got = archive_read_data(a, data, (size_t)size);
-        size_t i = 0;
-        while (got > 0 && i < (size_t)got && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
+        size_t i = got > 0 ? image_skip_space(data, (size_t)got) : 0;
         /* Layers stored as blobs are big or binary; only JSON is kept. */
         if (got < 0 || (i < (size_t)got && data[i] != '{' && data[i] != '[' &&
                         strcmp(name, "oci-layout") != 0)) {
@@ -739,8 +750,7 @@ int sources_is_image(const char *path)
             /* docker's manifest is an array; other tools' manifest.json
              * files (web app manifests, ...) are objects. */
             la_ssize_t n = archive_read_data(a, buf, sizeof buf - 1);
-            size_t i = 0;
-            while (n > 0 && i < (size_t)n && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t')) i++;
+            size_t i = n > 0 ? image_skip_space((const uint8_t *)buf, (size_t)n) : 0;
             manifest = n > 0 && i < (size_t)n && buf[i] == '[';
         }
     }

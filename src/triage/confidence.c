@@ -136,7 +136,7 @@ static const char *const triage_path_test[] = {
 static const char *const triage_path_docs[] = {
     "/docs/", "/doc/", "/examples/", "/example/", "/samples/", "/sample/", "/demo/",
     "readme", "changelog"};
-static const char *const triage_path_docs_end[] = {".md", ".rst", ".adoc", ".txt"};
+static const char *const triage_path_docs_end[] = {".md", ".rst", ".adoc"};
 static const char *const triage_path_vendor[] = {
     "/vendor/", "/node_modules/", "/third_party/", "/third-party/", "/site-packages/",
     "/bower_components/", ".min.js"};

@@ -239,8 +239,7 @@ class VerifyTest(TreeTest):
 
     def test_untrusted_certificate_is_unknown(self):
         write(self.tmp, "src/keys.txt", f"live {LIVE}\n")
-        env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
-               "SSL_CERT_FILE": "/nonexistent", "CURL_CA_BUNDLE": "/nonexistent"}
+        env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}  # no --verify-ca-bundle
         p = run("scan", "--no-config", "--detectors", self.detectors, "--verify",
                 "-f", "jsonl", "--show-secrets", os.path.join(self.tmp, "src"), env=env)
         got = self.outcomes(p)

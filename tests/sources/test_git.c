@@ -289,11 +289,25 @@ static void test_range(void **state)
     assert_int_equal(r.n_emitted, 2);
     result_free(&r);
 
+    /* An empty side means HEAD: nothing is in main but not in HEAD. */
+    o.range = "main..";
+    result h = {0};
+    scan(f, &o, &h, 0);
+    assert_int_equal(h.n_emitted, 0);
+    result_free(&h);
+
     o.range = "main..nowhere";
     result b = {0};
     scan(f, &o, &b, -1);
+    assert_true(has(b.skipped, "nowhere: unknown revision"));
     assert_int_equal(b.n_skipped, 1);
     result_free(&b);
+
+    o.range = "main...feature"; /* symmetric difference is not supported */
+    result s = {0};
+    scan(f, &o, &s, -1);
+    assert_true(has(s.skipped, "bad revision range"));
+    result_free(&s);
 }
 
 static void test_since(void **state)

@@ -98,7 +98,7 @@ PATH_TEST = [b"/test/", b"/tests/", b"/__tests__/", b"/spec/", b"/specs/", b"/fi
              b"_spec.", b"mock", b"/e2e/", b"/testing/", b"conftest"]
 PATH_DOCS = [b"/docs/", b"/doc/", b"/examples/", b"/example/", b"/samples/", b"/sample/",
              b"/demo/", b"readme", b"changelog"]
-PATH_DOCS_END = [b".md", b".rst", b".adoc", b".txt"]
+PATH_DOCS_END = [b".md", b".rst", b".adoc"]
 PATH_VENDOR = [b"/vendor/", b"/node_modules/", b"/third_party/", b"/third-party/",
                b"/site-packages/", b"/bower_components/", b".min.js"]
 PATH_LOCK_END = [b".lock", b"-lock.json", b"-lock.yaml", b"go.sum", b"shrinkwrap.json"]

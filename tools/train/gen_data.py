@@ -247,7 +247,7 @@ TEST_PATHS = ["tests/test_client.py", "test/fixtures/tokens.json", "spec/models/
               "tests/conftest.py", "fixtures/users.yml", "internal/testing/helpers.go"]
 DOC_PATHS = ["README.md", "docs/setup.md", "examples/quickstart.py", "CHANGELOG.md",
              "docs/api.rst", "docs/configuration/auth.md", "examples/config.example.yaml",
-             "guide.txt", "docs/index.adoc", "samples/upload.sh"]
+             "guide.rst", "docs/index.adoc", "samples/upload.sh"]
 VENDOR_PATHS = ["vendor/github.com/acme/sdk/client.go", "node_modules/some-sdk/dist/index.js",
                 "third_party/oauthlib/tests/data.py", "static/js/app.min.js",
                 "venv/lib/python3.11/site-packages/pkg/conf.py"]
