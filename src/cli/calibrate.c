@@ -34,7 +34,7 @@ static const size_t sizes[] = {1u << 20, 4u << 20, 16u << 20, 64u << 20};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 #define LARGEST_BATCH (64u << 20)
 /* Files of a batch: source files are mostly a few KiB to a few hundred. */
-#define CHUNK_BYTES (48u << 10)
+#define CHUNK_BYTES (32u << 10)
 /* Each measurement scans at least this much in all, so the clock's
  * resolution and one slow round do not decide it. */
 #define MIN_WORK (256ull << 20)

@@ -173,7 +173,12 @@ static void scan_bytes(worker *w, const work_item *it, const uint8_t *data, size
     w->len = len;
     kh_chunk chunk = {.data = data, .len = len, .path = it->path};
     int rc = kh_scan(p->cfg.engine, w->scratch, &chunk, on_finding, w);
-    if (rc != KH_OK && rc != KH_ESTOPPED)
+    if (rc == KH_ELIMIT)
+        pipeline_skip(it->path,
+                      "scanned in part: hit an engine limit (time budget, candidates or "
+                      "findings per file)",
+                      p);
+    else if (rc != KH_OK && rc != KH_ESTOPPED)
         pipeline_skip(it->path, kh_strerror(rc), p);
 }
 
@@ -466,8 +471,9 @@ void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
     for (int i = 0; i < p->nworkers; i++) {
         worker *w = &p->workers[i];
         if (out->items) {
-            memcpy(out->items + out->count, w->found.items,
-                   w->found.count * sizeof *w->found.items);
+            if (w->found.count) /* items is NULL for a worker that found nothing */
+                memcpy(out->items + out->count, w->found.items,
+                       w->found.count * sizeof *w->found.items);
             out->count += w->found.count;
             free(w->found.items);
         } else {

@@ -24,6 +24,16 @@
 #define ENGINE_MAX_CANDIDATES (1u << 20) /* per block */
 #define ENGINE_MAX_FINDINGS 100000u       /* per chunk */
 #define ENGINE_PCRE2_MATCH_LIMIT 1000000u
+/* Bytes searched for a companion on each side of a secret, whatever
+ * within_lines says: on a one-line (minified) file a line window is the
+ * whole file, and searching it once per hit was quadratic. */
+#define ENGINE_COMPANION_WINDOW (4u * 1024)
+/* Time budget of one kh_scan call: 10 s plus 1 s per MiB of chunk, i.e. a
+ * floor of 1 MB/s, far below any honest input (the embedded set keeps
+ * above 5 MB/s on inputs built to be slow).  Past it the scan stops, keeps
+ * what it found and returns KH_ELIMIT, which the CLI reports as a skip. */
+#define ENGINE_TIME_BUDGET_BASE_NS 10000000000ull
+#define ENGINE_TIME_BUDGET_NS_PER_MIB 1000000000ull
 
 typedef struct engine_pattern {
     uint32_t detector; /* index in the set */

@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "decode/decode.h"
 #include "engine/engine.h"
@@ -59,6 +60,9 @@ struct kh_scratch {
     candidate *cands;
     size_t ncands, cands_cap;
     int cands_overflow;
+    uint64_t deadline_ns; /* monotonic; past it the scan stops (KH_ELIMIT) */
+    unsigned ticks;
+    int timed_out;
     size_t *last_end; /* per pattern, within the current buffer */
     uint8_t *triggered; /* per detector: a fallback keyword was seen */
     hit *hits;
@@ -195,6 +199,22 @@ static int on_report(unsigned id, unsigned long long from, unsigned long long to
     return 0;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* True once the chunk's time budget is spent; reads the clock only every
+ * 256 calls, so it costs nothing in the loops that call it. */
+static int over_budget(kh_scratch *s)
+{
+    if (!s->timed_out && (++s->ticks & 255) == 0 && now_ns() > s->deadline_ns)
+        s->timed_out = 1;
+    return s->timed_out;
+}
+
 static int cmp_candidate(const void *a, const void *b)
 {
     const candidate *x = a, *y = b;
@@ -224,10 +244,13 @@ static int find_companions(kh_scratch *s, uint32_t di, size_t so, size_t sl, hit
     for (size_t ci = 0; ci < d->companion_count; ci++) {
         const spec_companion *c = &d->companions[ci];
         size_t lo = so, hi = so + sl;
-        for (int n = 0; lo > 0 && n <= c->within_lines; lo--)
+        size_t lo_min = so > ENGINE_COMPANION_WINDOW ? so - ENGINE_COMPANION_WINDOW : 0;
+        size_t hi_max = s->len - hi > ENGINE_COMPANION_WINDOW ? hi + ENGINE_COMPANION_WINDOW
+                                                              : s->len;
+        for (int n = 0; lo > lo_min && n <= c->within_lines; lo--)
             if (s->data[lo - 1] == '\n' && ++n > c->within_lines)
                 break;
-        for (int n = 0; hi < s->len; hi++)
+        for (int n = 0; hi < hi_max; hi++)
             if (s->data[hi] == '\n' && ++n > c->within_lines)
                 break;
         const engine_companion *ec = &e->companions[di][ci];
@@ -369,7 +392,7 @@ static void confirm_candidates(kh_scratch *s, const scan_frame *f)
 {
     if (s->ncands > 1) /* cands is NULL before the first candidate */
         qsort(s->cands, s->ncands, sizeof *s->cands, cmp_candidate);
-    for (size_t i = 0; i < s->ncands; i++) {
+    for (size_t i = 0; i < s->ncands && !over_budget(s); i++) {
         uint32_t p = s->cands[i].pattern;
         size_t start = s->own_start + s->cands[i].start;
         size_t far = s->own_start + s->cands[i].end;
@@ -415,7 +438,7 @@ static void scan_fallback(kh_scratch *s, const scan_frame *f)
         if (d->keyword_count && !s->triggered[e->patterns[p].detector])
             continue;
         size_t at = 0;
-        while (at < s->len) {
+        while (at < s->len && !over_budget(s)) {
             size_t end = confirm(s, f, p, at, 0);
             if (!end)
                 break;
@@ -438,7 +461,7 @@ static int scan_decoded(kh_scratch *s, const scan_frame *f, const uint8_t *data,
     if (decode_find(data, len, s->decode_budget, res) != 0)
         return KH_ENOMEM;
     s->decode_budget = res->len >= s->decode_budget ? 0 : s->decode_budget - res->len;
-    for (size_t i = 0; i < res->count; i++) {
+    for (size_t i = 0; i < res->count && !over_budget(s); i++) {
         const decode_span *sp = &res->spans[i];
         scan_frame child = *f;
         child.depth = f->depth + 1;
@@ -496,7 +519,7 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
     const hs_database_t *whole = regions ? e->db_unanchored : e->db;
     if (whole) {
         s->only_unanchored = regions != NULL;
-        for (size_t own = 0; own < len && rc == KH_OK; own += e->block_size)
+        for (size_t own = 0; own < len && rc == KH_OK && !s->timed_out; own += e->block_size)
             rc = scan_region(s, f, whole, own,
                              own + e->block_size < len ? own + e->block_size : len);
         s->only_unanchored = 0;
@@ -507,7 +530,7 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
             size_t a = regions[i].start < len ? regions[i].start : len;
             size_t b = regions[i].end < len ? regions[i].end : len;
             /* Regions longer than a block are cut into blocks. */
-            for (size_t own = a; own < b && rc == KH_OK; own += e->block_size)
+            for (size_t own = a; own < b && rc == KH_OK && !s->timed_out; own += e->block_size)
                 rc = scan_region(s, f, e->db, own,
                                  own + e->block_size < b ? own + e->block_size : b);
         }
@@ -590,6 +613,10 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
     s->ncomps = 0;
     s->arena_len = 0;
     s->cands_overflow = 0;
+    s->timed_out = 0;
+    s->ticks = 0;
+    s->deadline_ns = now_ns() + ENGINE_TIME_BUDGET_BASE_NS +
+                     ENGINE_TIME_BUDGET_NS_PER_MIB * (uint64_t)(chunk->len >> 20);
     s->decode_budget = e->decode_max_bytes;
     scan_frame root = {.root = chunk};
     int rc = scan_buffer_regions(s, &root, chunk->data, chunk->len, regions, nregions);
@@ -637,7 +664,8 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
         if (cb && cb(&out, ctx))
             return KH_ESTOPPED;
     }
-    return s->cands_overflow || s->nhits >= ENGINE_MAX_FINDINGS ? KH_ELIMIT : KH_OK;
+    return s->cands_overflow || s->timed_out || s->nhits >= ENGINE_MAX_FINDINGS ? KH_ELIMIT
+                                                                               : KH_OK;
 }
 
 int kh_scan(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk, kh_on_finding cb,

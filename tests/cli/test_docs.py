@@ -10,6 +10,7 @@ COMMANDS = {
     "scan": ["scan", "--help"],
     "detectors": ["detectors", "--help"],
     "baseline": ["baseline", "--help"],
+    "calibrate": ["calibrate", "--help"],
 }
 OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]+)")
 

@@ -92,7 +92,7 @@ class VerifyTest(TreeTest):
 
     def scan(self, *args, text=SAMPLE, verify=True):
         write(self.tmp, "src/keys.txt", text)
-        argv = ["scan", "--no-config", "--detectors", self.detectors]
+        argv = ["scan", "--no-config", "--min-confidence", "0", "--detectors", self.detectors]
         if verify:
             argv += ["--verify", "--verify-ca-bundle", self.ca]
         env = {"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
@@ -240,7 +240,7 @@ class VerifyTest(TreeTest):
     def test_untrusted_certificate_is_unknown(self):
         write(self.tmp, "src/keys.txt", f"live {LIVE}\n")
         env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}  # no --verify-ca-bundle
-        p = run("scan", "--no-config", "--detectors", self.detectors, "--verify",
+        p = run("scan", "--no-config", "--min-confidence", "0", "--detectors", self.detectors, "--verify",
                 "-f", "jsonl", "--show-secrets", os.path.join(self.tmp, "src"), env=env)
         got = self.outcomes(p)
         self.assertEqual(got[LIVE][0], "unknown")

@@ -2,19 +2,30 @@
 detectors, baselines, inline ignores, the compiled-detector cache."""
 import json
 import os
+import tempfile
 
 from khtest import TreeTest, jsonl, run, write
 from test_scan import DETECTOR, acme
 
 
 class WorkflowTest(TreeTest):
+    @classmethod
+    def setUpClass(cls):
+        # One compiled-detector cache for the class (compiling is ~10x slower
+        # under `make asan`); the cache test below uses its own.
+        cls.cache_td = tempfile.TemporaryDirectory()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cache_td.cleanup()
+
     def setUp(self):
         super().setUp()
         self.det = os.path.join(self.tmp, "_detectors")
         write(self.det, "acme-key.toml", DETECTOR)
         self.tree = os.path.join(self.tmp, "repo")
         os.makedirs(self.tree)
-        self.env = {"KEYHOG_CACHE_DIR": os.path.join(self.tmp, "_cache")}
+        self.env = {"KEYHOG_CACHE_DIR": self.cache_td.name}
 
     def scan(self, *args, cwd=None):
         return run("scan", "--detectors", self.det, "--format", "jsonl", *args,
@@ -34,7 +45,7 @@ class WorkflowTest(TreeTest):
         p = self.scan(os.path.join(self.tree, "src"))
         rows = jsonl(p)
         self.assertEqual([r["line"] for r in rows], [3], p.stderr)
-        p = self.scan("--no-config", self.tree)
+        p = self.scan("--no-config", "--min-confidence", "0", self.tree)
         self.assertEqual(len(jsonl(p)), 5)
 
     def test_unknown_config_key_is_an_error_with_position(self):
@@ -89,6 +100,7 @@ class WorkflowTest(TreeTest):
         self.assertEqual(doc["stats"]["suppressed"], 1)
 
     def test_cache_is_used_and_corruption_is_harmless(self):
+        self.env = {"KEYHOG_CACHE_DIR": os.path.join(self.tmp, "_cache")}
         write(self.tree, "a.env", f"ACME={acme(11)}\n")
         first = self.scan(self.tree)
         cache = self.env["KEYHOG_CACHE_DIR"]

@@ -141,7 +141,7 @@ static void test_path_hints(void **state)
         {"demo/a.py", 0, 1, 0, 0},             {"README", 0, 1, 0, 0},
         {"CHANGELOG", 0, 1, 0, 0},             {"guide.MD", 0, 1, 0, 0},
         {"guide.rst", 0, 1, 0, 0},             {"guide.adoc", 0, 1, 0, 0},
-        {"notes.txt", 0, 1, 0, 0},             {"guide.md.py", 0, 0, 0, 0},
+        {"notes.txt", 0, 0, 0, 0},             {"guide.md.py", 0, 0, 0, 0},
         {"vendor/a.go", 0, 0, 1, 0},           {"node_modules/a/b.js", 0, 0, 1, 0},
         {"third_party/a.c", 0, 0, 1, 0},       {"third-party/a.c", 0, 0, 1, 0},
         {"lib/site-packages/a.py", 0, 0, 1, 0}, {"bower_components/a.js", 0, 0, 1, 0},
