@@ -601,8 +601,10 @@ static int scan_main(int argc, char **argv, int baseline_create)
     int npaths = optind < argc ? argc - optind : 1;
 
     cli_config conf;
-    if (apply_config(&a, strcmp(paths[0], "-") ? paths[0] : ".", &conf))
+    if (apply_config(&a, strcmp(paths[0], "-") ? paths[0] : ".", &conf)) {
+        config_free(&conf); /* a half-read file still holds what it read */
         return EXIT_ERROR;
+    }
     char *dirs[64];
     int ndirs = 0;
     for (size_t i = 0; i < conf.detector_dir_count && ndirs < 32; i++)
