@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential pkg-config libvectorscan-dev libpcre2-dev libgit2-dev
 libarchive-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3
 python3-jsonschema git ripgrep zip unzip xz-utils zstd bzip2 p7zip-full
-clang libclang-rt-14-dev openssl"
+clang libclang-rt-14-dev openssl chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -208,29 +208,13 @@ static void report_json_position(report_json *j, const report_location *l)
     report_json_ku64(j, "length", l->length);
 }
 
-static void report_json_finding(report_json *j, const report_finding *f, int show)
-{
-    static const report_location nowhere;
-    const kh_detector_info *d = f->detector;
-    const report_location *primary =
-        f->location_count && f->locations ? &f->locations[0] : &nowhere;
-    char rbuf[64], fbuf[65], vbuf[64];
 
-    report_json_begin_object(j);
-    report_json_kstr(j, "detector_id", d ? d->id : NULL);
-    report_json_kstr(j, "detector_name", d ? d->name : NULL);
-    report_json_kstr(j, "service", d ? d->service : NULL);
-    report_json_kstr(j, "severity", report_severity_name(f->severity));
-    report_json_key(j, "confidence");
-    report_json_double(j, f->confidence, 2, 4);
-    report_json_position(j, primary);
-    report_json_kstr(j, "redacted", report_finding_redacted(f, rbuf));
-    report_json_kstr(j, "fingerprint", report_finding_fingerprint(f, fbuf));
-    if (show) {
-        report_json_key(j, "secret");
-        report_json_str(j, f->secret, f->secret ? f->secret_len : 0);
-    }
-    report_json_git(j, primary);
+/* The companions (with values redacted unless `show`) and the decode chain of
+ * a finding, written as "companions" and "decoded_from" members: the same in
+ * JSON, JSONL and SARIF's result properties. */
+void report_json_extras(report_json *j, const report_finding *f, int show)
+{
+    char vbuf[64];
     if (f->companion_count && f->companions) {
         report_json_key(j, "companions");
         report_json_begin_array(j);
@@ -255,6 +239,32 @@ static void report_json_finding(report_json *j, const report_finding *f, int sho
             report_json_cstr(j, f->decoded_from[i]);
         report_json_end_array(j);
     }
+}
+
+static void report_json_finding(report_json *j, const report_finding *f, int show)
+{
+    static const report_location nowhere;
+    const kh_detector_info *d = f->detector;
+    const report_location *primary =
+        f->location_count && f->locations ? &f->locations[0] : &nowhere;
+    char rbuf[64], fbuf[65];
+
+    report_json_begin_object(j);
+    report_json_kstr(j, "detector_id", d ? d->id : NULL);
+    report_json_kstr(j, "detector_name", d ? d->name : NULL);
+    report_json_kstr(j, "service", d ? d->service : NULL);
+    report_json_kstr(j, "severity", report_severity_name(f->severity));
+    report_json_key(j, "confidence");
+    report_json_double(j, f->confidence, 2, 4);
+    report_json_position(j, primary);
+    report_json_kstr(j, "redacted", report_finding_redacted(f, rbuf));
+    report_json_kstr(j, "fingerprint", report_finding_fingerprint(f, fbuf));
+    if (show) {
+        report_json_key(j, "secret");
+        report_json_str(j, f->secret, f->secret ? f->secret_len : 0);
+    }
+    report_json_git(j, primary);
+    report_json_extras(j, f, show);
     if (f->verify_status) {
         report_json_key(j, "verify");
         report_json_begin_object(j);

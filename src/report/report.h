@@ -140,6 +140,8 @@ void report_json_double(report_json *j, double v, int min_dec, int max_dec);
 /* key + string / number in one call. */
 void report_json_kstr(report_json *j, const char *key, const char *s);
 void report_json_ku64(report_json *j, const char *key, uint64_t v);
+/* "companions" and "decoded_from" of a finding, when it has them. */
+void report_json_extras(report_json *j, const report_finding *f, int show);
 
 /* One writer per format; report_write picks.  Each returns 0 or -1. */
 int report_write_text(FILE *out, const report_opts *opts, const report_finding *findings,

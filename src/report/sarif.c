@@ -320,31 +320,7 @@ static void sarif_result(report_json *j, const report_finding *f, size_t rule, i
         if (l->date)
             report_json_kstr(j, "date", l->date);
     }
-    if (f->companion_count && f->companions) {
-        char vbuf[64];
-        report_json_key(j, "companions");
-        report_json_begin_array(j);
-        for (size_t i = 0; i < f->companion_count; i++) {
-            const report_companion *c = &f->companions[i];
-            size_t vlen;
-            const char *v = report_shown_value(c->value, c->value ? strlen(c->value) : 0, show,
-                                               vbuf, &vlen);
-            report_json_begin_object(j);
-            report_json_kstr(j, "name", c->name);
-            report_json_key(j, "value");
-            report_json_str(j, v, vlen);
-            report_json_ku64(j, "line", c->line);
-            report_json_end_object(j);
-        }
-        report_json_end_array(j);
-    }
-    if (f->decoded_count && f->decoded_from) {
-        report_json_key(j, "decoded_from");
-        report_json_begin_array(j);
-        for (size_t i = 0; i < f->decoded_count; i++)
-            report_json_cstr(j, f->decoded_from[i]);
-        report_json_end_array(j);
-    }
+    report_json_extras(j, f, show);
     if (f->verify_status) {
         report_json_kstr(j, "verify_status", f->verify_status);
         if (f->verify_reason)
