@@ -25,6 +25,7 @@ struct work_item {
     uint8_t *data;
     size_t len;
     char *commit, *author, *email, *date;
+    uint64_t seq; /* emission order */
 };
 
 /* A worker's batch for the GPU backend: items with their own buffers. */
@@ -59,6 +60,7 @@ struct pipeline {
     pthread_cond_t not_empty, not_full;
     work_item ring[QUEUE_ITEMS];
     size_t head, count, bytes;
+    uint64_t next_seq;
     int closed;
     uint64_t skipped;
     worker *workers;
@@ -136,6 +138,7 @@ static int on_finding(const kh_finding *f, void *ctx)
     l->author = dup_or_null(w->item->author);
     l->email = dup_or_null(w->item->email);
     l->date = dup_or_null(w->item->date);
+    l->seq = w->item->seq;
     if (f->companion_count) {
         r->companions = calloc(f->companion_count, sizeof *r->companions);
         if (r->companions) {
@@ -436,6 +439,7 @@ int pipeline_emit(const source_item *src, void *ctx)
     pthread_mutex_lock(&p->mu);
     while (p->count == QUEUE_ITEMS || (p->count > 0 && p->bytes + it.len > QUEUE_BYTES))
         pthread_cond_wait(&p->not_full, &p->mu);
+    it.seq = p->next_seq++;
     p->ring[(p->head + p->count) % QUEUE_ITEMS] = it;
     p->count++;
     p->bytes += it.len;

@@ -370,7 +370,11 @@ static int cmp_finding(const void *a, const void *b)
     c = strcmp(x->detector->id, y->detector->id);
     if (c)
         return c;
-    return strcmp(x->fingerprint, y->fingerprint);
+    c = strcmp(x->fingerprint, y->fingerprint);
+    if (c)
+        return c;
+    /* The same secret at the same place in two git blobs: oldest first. */
+    return (x->locations[0].seq > y->locations[0].seq) - (x->locations[0].seq < y->locations[0].seq);
 }
 
 typedef struct fp_index {

@@ -31,6 +31,9 @@ typedef struct report_location {
     /* git history only (NULL otherwise) */
     char *commit, *author, *email, *date;
     char *context; /* surrounding lines, secret already redacted; may be NULL */
+    uint64_t seq;  /* order the source emitted the item in (not printed): breaks
+                    * ties so a git secret's first location is the commit that
+                    * introduced it, whatever the thread timing */
 } report_location;
 
 typedef struct report_companion {
