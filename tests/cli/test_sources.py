@@ -12,56 +12,153 @@ from khtest import TreeTest, jsonl, run, write
 from test_scan import github_token
 
 
-def git(repo, *args, date=None):
-    env = dict(os.environ, GIT_AUTHOR_NAME="Ada", GIT_AUTHOR_EMAIL="ada@example.org",
-               GIT_COMMITTER_NAME="Ada", GIT_COMMITTER_EMAIL="ada@example.org")
+def git(repo, *args, date=None, author=("Ada", "ada@example.org")):
+    env = dict(os.environ, GIT_AUTHOR_NAME=author[0], GIT_AUTHOR_EMAIL=author[1],
+               GIT_COMMITTER_NAME="Ci", GIT_COMMITTER_EMAIL="ci@example.org",
+               GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
     if date:
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
     return subprocess.run(["git", *args], cwd=repo, env=env, check=True,
                           capture_output=True, text=True).stdout.strip()
 
 
-class GitTest(TreeTest):
+BOB = ("Bob Builder", "bob@example.net")
+EVE = ("Eve", "eve@example.com")
+
+
+class GitRepoTest(TreeTest):
+    """A fresh repository in self.repo and helpers to check attribution."""
+
     def setUp(self):
         super().setUp()
         self.repo = os.path.join(self.tmp, "repo")
         os.makedirs(self.repo)
         git(self.repo, "init", "-q", "-b", "main")
-        self.old = github_token("ghp", 501)
-        write(self.repo, "deploy.sh", f"export GITHUB_TOKEN={self.old}\n")
-        git(self.repo, "add", ".")
-        git(self.repo, "commit", "-qm", "add deploy", date="2024-01-02T10:00:00Z")
-        self.first = git(self.repo, "rev-parse", "HEAD")
-        write(self.repo, "deploy.sh", "export GITHUB_TOKEN=$TOKEN\n")
-        git(self.repo, "commit", "-qam", "remove token", date="2024-03-02T10:00:00Z")
-        git(self.repo, "checkout", "-q", "-b", "feature")
-        self.feat = github_token("ghp", 502)
-        write(self.repo, "cfg/app.env", f"\nTOKEN={self.feat}\n")
-        git(self.repo, "add", ".")
-        git(self.repo, "commit", "-qm", "feature", date="2024-05-02T10:00:00Z")
-        git(self.repo, "checkout", "-q", "main")
+
+    def commit(self, msg, date, files, author=("Ada", "ada@example.org")):
+        """Writes files (name -> text; None deletes), commits them all."""
+        for name, text in files.items():
+            if text is None:
+                os.remove(os.path.join(self.repo, name))
+            else:
+                write(self.repo, name, text)
+        git(self.repo, "add", "-A")
+        git(self.repo, "commit", "-qm", msg, date=date, author=author)
+        return git(self.repo, "rev-parse", "HEAD")
+
+    def scan(self, *args, fmt="jsonl"):
+        p = run("scan", "--git", "--format", fmt, "--show-secrets", *args, self.repo)
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        return p
 
     def secrets(self, *args):
-        p = run("scan", "--git", "--format", "jsonl", "--show-secrets", *args, self.repo)
-        self.assertIn(p.returncode, (0, 1), p.stderr)
-        return {r["secret"]: r for r in jsonl(p)}
+        rows = jsonl(self.scan(*args))
+        by = {}
+        for r in rows:
+            self.assertNotIn(r["secret"], by, "each secret reported once")
+            by[r["secret"]] = r
+        return by
+
+    def assertOrigin(self, row, commit, author, date, path, line):
+        """Every origin field of a JSON/JSONL finding."""
+        self.assertEqual(row["commit"], commit)
+        self.assertEqual((row["author"], row["email"]), author)
+        self.assertEqual(row["date"], date)
+        self.assertEqual((row["path"], row["line"]), (path, line))
+
+    def distinct_blobs(self):
+        out = git(self.repo, "rev-list", "--all", "--objects")
+        ids = [l.split()[0] for l in out.splitlines()]
+        p = subprocess.run(["git", "cat-file", "--batch-check=%(objecttype)"], cwd=self.repo,
+                           input="\n".join(ids) + "\n", capture_output=True, text=True,
+                           check=True)
+        return p.stdout.split().count("blob")
+
+
+class GitTest(GitRepoTest):
+    def setUp(self):
+        super().setUp()
+        self.old = github_token("ghp", 501)
+        self.first = self.commit("add deploy", "2024-01-02T10:00:00Z",
+                                 {"deploy.sh": f"export GITHUB_TOKEN={self.old}\n"})
+        self.commit("remove token", "2024-03-02T10:00:00Z",
+                    {"deploy.sh": "export GITHUB_TOKEN=$TOKEN\n"}, author=BOB)
+        git(self.repo, "checkout", "-q", "-b", "feature")
+        self.feat = github_token("ghp", 502)
+        self.feature = self.commit("feature", "2024-05-02T10:00:00Z",
+                                   {"cfg/app.env": f"\nTOKEN={self.feat}\n"}, author=EVE)
+        git(self.repo, "checkout", "-q", "main")
 
     def test_deleted_secret_found_with_attribution(self):
         found = self.secrets()
         self.assertEqual(set(found), {self.old, self.feat})
-        r = found[self.old]
-        self.assertEqual(r["commit"], self.first)
-        self.assertEqual((r["author"], r["email"]), ("Ada", "ada@example.org"))
-        self.assertTrue(r["date"].startswith("2024-01-02"))
-        self.assertEqual((r["path"], r["line"]), ("deploy.sh", 1))
-        self.assertEqual(found[self.feat]["line"], 2)
+        self.assertOrigin(found[self.old], self.first, ("Ada", "ada@example.org"),
+                          "2024-01-02T10:00:00Z", "deploy.sh", 1)
+        self.assertOrigin(found[self.feat], self.feature, EVE, "2024-05-02T10:00:00Z",
+                          "cfg/app.env", 2)
         # The plain tree holds neither.
         self.assertEqual(run("scan", self.repo).returncode, 0)
 
-    def test_branch_since_range(self):
+    def test_json_and_sarif_carry_the_same_origin(self):
+        rows = {r["secret"]: r for r in jsonl(self.scan())}
+        doc = json.loads(self.scan(fmt="json").stdout)
+        self.assertEqual(len(doc["findings"]), 2)
+        for f in doc["findings"]:
+            r = rows[f["secret"]]
+            for k in ("commit", "author", "email", "date", "path", "line", "column"):
+                self.assertEqual(f[k], r[k], k)
+        sarif = json.loads(self.scan(fmt="sarif").stdout)
+        results = sarif["runs"][0]["results"]
+        self.assertEqual(len(results), 2)
+        by_commit = {r["commit"]: r for r in rows.values()}
+        for res in results:
+            props = res["properties"]
+            r = by_commit[props["commit"]]
+            self.assertEqual((props["author"], props["email"], props["date"]),
+                             (r["author"], r["email"], r["date"]))
+            loc = res["locations"][0]["physicalLocation"]
+            self.assertEqual(loc["artifactLocation"]["uri"], r["path"])
+            self.assertEqual(loc["region"]["startLine"], r["line"])
+            self.assertEqual(loc["region"]["startColumn"], r["column"])
+
+    def test_side_branch_only(self):
+        # Never merged: found from all refs, not from main alone.
         self.assertEqual(set(self.secrets("--branch", "main")), {self.old})
+        self.assertEqual(set(self.secrets("--branch", "feature")), {self.old, self.feat})
+        self.assertEqual(self.secrets()[self.feat]["commit"], self.feature)
+
+    def test_branch_since_range(self):
         self.assertEqual(set(self.secrets("--since", "2024-04-01")), {self.feat})
         self.assertEqual(set(self.secrets("--range", "main..feature")), {self.feat})
+        self.assertEqual(set(self.secrets("--range", "feature..main")), set())
+
+    def test_tags_and_remote_tracking_refs(self):
+        # Commits reachable only from a tag (lightweight and annotated) and
+        # from a remote-tracking ref, their branches deleted.
+        made = {}
+        for name, seed, kind in (("t1", 511, "tag"), ("t2", 512, "annotated"),
+                                 ("r1", 513, "remote")):
+            git(self.repo, "checkout", "-q", "-b", "tmp-" + name, "main")
+            tok = github_token("ghp", seed)
+            made[tok] = self.commit(name, "2024-06-0%dT08:00:00Z" % (seed - 510),
+                                    {f"{name}/key.txt": f"key: {tok}\n"}, author=BOB)
+            git(self.repo, "checkout", "-q", "main")
+            if kind == "tag":
+                git(self.repo, "tag", "v-" + name, "tmp-" + name)
+            elif kind == "annotated":
+                git(self.repo, "tag", "-a", "-m", "release", "v-" + name, "tmp-" + name)
+            else:
+                git(self.repo, "update-ref", "refs/remotes/origin/wip", "tmp-" + name)
+            git(self.repo, "branch", "-q", "-D", "tmp-" + name)
+        found = self.secrets()
+        self.assertEqual(set(found), {self.old, self.feat, *made})
+        for tok, commit in made.items():
+            r = found[tok]
+            name = r["path"].split("/")[0]
+            day = {"t1": 1, "t2": 2, "r1": 3}[name]
+            self.assertOrigin(r, commit, BOB, f"2024-06-0{day}T08:00:00Z", f"{name}/key.txt", 1)
+        self.assertEqual(set(self.secrets("--branch", "v-t2")), {self.old, list(made)[1]})
+        self.assertEqual(set(self.secrets("--branch", "origin/wip")), {self.old, list(made)[2]})
 
     def test_staged(self):
         staged = github_token("ghp", 503)
@@ -70,6 +167,7 @@ class GitTest(TreeTest):
         write(self.repo, "unstaged.txt", f"T={github_token('ghp', 504)}\n")
         p = run("scan", "--staged", "--format", "jsonl", "--show-secrets", self.repo)
         self.assertEqual([r["secret"] for r in jsonl(p)], [staged])
+        self.assertEqual(jsonl(p)[0]["commit"], "staged")
         self.assertEqual(p.returncode, 1)
 
     def test_not_a_repository(self):
@@ -78,6 +176,71 @@ class GitTest(TreeTest):
 
     def test_bad_since(self):
         self.assertEqual(run("scan", "--since", "yesterday", self.repo).returncode, 2)
+
+
+class GitMergeTest(GitRepoTest):
+    """Merges: a line only the merge commit adds is the merge's; a secret
+    merged in from a side branch stays the side commit's, reported once."""
+
+    def setUp(self):
+        super().setUp()
+        self.base = self.commit("init", "2024-01-01T00:00:00Z",
+                                {"app.conf": "name = app\nport = 80\n"})
+        git(self.repo, "checkout", "-q", "-b", "side")
+        self.side_tok = github_token("ghp", 521)
+        self.side1 = self.commit("side: add key", "2024-01-02T00:00:00Z",
+                                 {"side/creds.env": f"# creds\nGH={self.side_tok}\n"}, author=EVE)
+        # The same secret at the same place in a second blob: still one
+        # finding, and still the commit that introduced it.
+        self.side2 = self.commit("side: more", "2024-01-03T00:00:00Z",
+                                 {"side/creds.env": f"# creds\nGH={self.side_tok}\nmore = 1\n"},
+                                 author=BOB)
+        git(self.repo, "checkout", "-q", "main")
+        self.main2 = self.commit("main: port", "2024-01-04T00:00:00Z",
+                                 {"app.conf": "name = app\nport = 8080\n"})
+        # An evil merge: the result holds a line neither parent has.
+        self.evil_tok = github_token("ghp", 522)
+        git(self.repo, "merge", "-q", "--no-ff", "--no-commit", "side",
+            date="2024-01-05T00:00:00Z")
+        write(self.repo, "app.conf", f"name = app\nport = 8080\ntoken = {self.evil_tok}\n")
+        git(self.repo, "add", "app.conf")
+        git(self.repo, "commit", "-qm", "merge side", date="2024-01-05T00:00:00Z", author=BOB)
+        self.merge = git(self.repo, "rev-parse", "HEAD")
+        self.assertEqual(git(self.repo, "rev-parse", "HEAD^2"), self.side2)
+
+    def test_merge_attribution(self):
+        found = self.secrets()
+        self.assertEqual(set(found), {self.side_tok, self.evil_tok})
+        self.assertOrigin(found[self.evil_tok], self.merge, BOB, "2024-01-05T00:00:00Z",
+                          "app.conf", 3)
+        r = found[self.side_tok]
+        self.assertOrigin(r, self.side1, EVE, "2024-01-02T00:00:00Z", "side/creds.env", 2)
+        # Both blobs holding it are listed, the introducing commit first.
+        self.assertEqual([l["commit"] for l in r["locations"]], [self.side1, self.side2])
+        # --branch main reaches the side commits through the merge.
+        self.assertEqual(self.secrets("--branch", "main")[self.side_tok]["commit"], self.side1)
+
+    def test_each_distinct_blob_once(self):
+        doc = json.loads(self.scan(fmt="json").stdout)
+        self.assertEqual(doc["stats"]["files_scanned"], self.distinct_blobs())
+        p = self.scan("--no-dedupe")
+        side = [r for r in jsonl(p) if r["secret"] == self.side_tok]
+        self.assertEqual(sorted(r["commit"] for r in side), sorted([self.side1, self.side2]))
+
+    def test_conflict_resolution(self):
+        # Both branches change the same line; the resolution is new text.
+        git(self.repo, "checkout", "-q", "-b", "other", self.base)
+        self.commit("other: port", "2024-02-01T00:00:00Z", {"app.conf": "name = app\nport = 9090\n"})
+        git(self.repo, "checkout", "-q", "main")
+        with self.assertRaises(subprocess.CalledProcessError):
+            git(self.repo, "merge", "-q", "other")
+        tok = github_token("ghp", 523)
+        write(self.repo, "app.conf", f"name = app\nport = 8080\npassword_token = {tok}\n")
+        git(self.repo, "add", "app.conf")
+        git(self.repo, "commit", "-qm", "resolve", date="2024-02-02T00:00:00Z", author=EVE)
+        resolved = git(self.repo, "rev-parse", "HEAD")
+        self.assertOrigin(self.secrets()[tok], resolved, EVE, "2024-02-02T00:00:00Z",
+                          "app.conf", 3)
 
 
 class ArchiveTest(TreeTest):
