@@ -359,9 +359,20 @@ static int parse_args(int argc, char **argv, scan_args *a)
     return 0;
 }
 
+/* Git findings come in history order (the walk is oldest first), so a
+ * secret's first location is the commit that introduced it; everything
+ * else in (path, offset) order. */
+static uint64_t finding_history_key(const report_finding *f)
+{
+    return f->locations[0].commit ? f->locations[0].seq : UINT64_MAX;
+}
+
 static int cmp_finding(const void *a, const void *b)
 {
     const report_finding *x = a, *y = b;
+    uint64_t hx = finding_history_key(x), hy = finding_history_key(y);
+    if (hx != hy)
+        return hx < hy ? -1 : 1;
     int c = strcmp(x->locations[0].path, y->locations[0].path);
     if (c)
         return c;
@@ -373,7 +384,6 @@ static int cmp_finding(const void *a, const void *b)
     c = strcmp(x->fingerprint, y->fingerprint);
     if (c)
         return c;
-    /* The same secret at the same place in two git blobs: oldest first. */
     return (x->locations[0].seq > y->locations[0].seq) - (x->locations[0].seq < y->locations[0].seq);
 }
 
@@ -392,7 +402,7 @@ static int cmp_fp_index(const void *a, const void *b)
 }
 
 /* Merges findings with the same (detector, secret) - the same fingerprint -
- * into the first in (path, offset) order, which keeps every location. */
+ * into the first in cmp_finding order, which keeps every location. */
 static void dedupe(findings_vec *v)
 {
     size_t n = v->count;

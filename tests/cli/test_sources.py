@@ -190,10 +190,10 @@ class GitMergeTest(GitRepoTest):
         self.side_tok = github_token("ghp", 521)
         self.side1 = self.commit("side: add key", "2024-01-02T00:00:00Z",
                                  {"side/creds.env": f"# creds\nGH={self.side_tok}\n"}, author=EVE)
-        # The same secret at the same place in a second blob: still one
+        # The same secret in a second blob, one line higher: still one
         # finding, and still the commit that introduced it.
         self.side2 = self.commit("side: more", "2024-01-03T00:00:00Z",
-                                 {"side/creds.env": f"# creds\nGH={self.side_tok}\nmore = 1\n"},
+                                 {"side/creds.env": f"GH={self.side_tok}\nmore = 1\n"},
                                  author=BOB)
         git(self.repo, "checkout", "-q", "main")
         self.main2 = self.commit("main: port", "2024-01-04T00:00:00Z",
