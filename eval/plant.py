@@ -1,0 +1,807 @@
+"""Plants made-up secrets and decoys into a hard-linked copy of a source tree.
+
+    python3 eval/plant.py --tree DIR --seed N --manifest OUT.jsonl [--detectors DIR]
+
+DIR is a copy of Debian's linux-source-6.1 made with `cp -al` (every file a
+hard link to the pristine extraction).  A planted file is never written in
+place: it is unlinked and written anew, so the pristine tree is untouched.
+
+What is planted.  Every detector in detectors/*.toml carries its own positive
+examples (`test_positive` holding `expect`).  Each example gives a realistic
+context (the text around the secret) and a template for the token; the token
+itself is generated fresh: every character that is not part of a literal of
+the detector's regex (a prefix such as `ghp_`, a marker such as `T3BlbkFJ`)
+is replaced at random by one of its own class (digit, lower, upper; hex and
+base32 stay hex and base32), then the format's checksum is recomputed (CRC32
+for GitHub and npm, JWT header/payload JSON, UUID version and variant, ...).
+The new line is checked against the detector's own regex with Python's `re`
+so a generator bug cannot pass for a scanner miss.
+
+Where.  Into copies of existing Linux files (.c, .py, .yaml, .json, .sh,
+Makefile: a line inserted at a blank line) and into new files the kernel has
+no kind of (.env, Dockerfile, Kubernetes Secret manifests, .dockerconfigjson,
+.properties, .xml).  Secrets are planted outside test, docs, example and
+vendored paths, where the confidence model lowers scores on purpose.
+
+How.  Plain, or encoded as base64, base64url, hex, URL percent-encoding,
+JSON \\u escapes, base64 of percent-encoding, and .dockerconfigjson (base64 of
+JSON holding base64 of user:token).
+
+Decoys that must NOT be reported: placeholders (EXAMPLE, xxxx, <your-key>),
+environment references (${VAR}, os.environ[...], process.env.X), checksum
+failures, repeated and sequential characters, documentation samples,
+SHA-1/SHA-256/SHA-512 digests and UUIDs in their usual contexts.
+
+Manifest: one JSON object per line: path (relative to the tree), line
+(1-based, where the secret or the encoded span starts), detector, service,
+encoding, file_type, kind ("secret" or "decoy"), decoy (the decoy type),
+redacted (first and last 3 characters, for reading the report).
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import re
+import string
+import sys
+import tomllib
+import urllib.parse
+import uuid
+import zlib
+
+B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+HEX_LOWER = "0123456789abcdef"
+B64URL = string.ascii_letters + string.digits + "-_"
+
+# Paths where the confidence model lowers scores on purpose (tests, docs,
+# vendored code, lockfiles: tools/train/features.py, mirrored by
+# src/triage/confidence.c): secrets are not planted there, decoys may be.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "train"))
+import features  # noqa: E402
+
+
+def soft_path(rel):
+    p = ("/" + rel).lower().encode()
+    return (any(w in p for w in features.PATH_TEST + features.PATH_DOCS + features.PATH_VENDOR)
+            or any(p.endswith(w) for w in features.PATH_DOCS_END + features.PATH_LOCK_END))
+
+
+# ---------------------------------------------------------------------------
+# Detectors and their regexes
+# ---------------------------------------------------------------------------
+
+
+def pcre_to_python(rx):
+    """PCRE syntax the detectors use that Python's re spells differently."""
+    rx = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", rx)
+    rx = rx.replace(r"\z", r"\Z").replace(r"\h", r"[ \t]")
+    rx = rx.replace("[[:alnum:]]", "[A-Za-z0-9]").replace("[:alnum:]", "A-Za-z0-9")
+    return rx
+
+
+class Detector:
+    def __init__(self, spec):
+        d = spec["detector"]
+        self.id = d["id"]
+        self.service = d.get("service", self.id)
+        self.keywords = [k.lower() for k in d.get("keywords", [])]
+        self.checksum = (d.get("validate") or {}).get("checksum")
+        self.patterns = []
+        for p in d.get("patterns", []):
+            try:
+                rx = re.compile(pcre_to_python(p["regex"]))
+            except (re.error, OverflowError):
+                rx = None
+            self.patterns.append((p["regex"], rx, p.get("group", 0)))
+        self.examples = []
+        for t in d.get("tests", []):
+            pos, exp = t.get("test_positive"), t.get("expect")
+            if not pos or not exp or exp not in pos:
+                continue
+            i = pos.index(exp)
+            self.examples.append((pos[:i], exp, pos[i + len(exp):]))
+        lit = " ".join(re.sub(r"\\([^A-Za-z0-9])", r"\1", p[0]) for p in self.patterns)
+        self.literal_text = lit
+        self.literal_lower = lit.lower()
+
+    def verified(self, line, secret):
+        """True if some pattern finds exactly `secret` in `line`; None if no
+        pattern could be compiled by Python (then nothing can be said)."""
+        compiled = False
+        for _, rx, g in self.patterns:
+            if rx is None:
+                continue
+            compiled = True
+            for m in rx.finditer(line):
+                try:
+                    if m.group(g) == secret:
+                        return True
+                except IndexError:
+                    pass
+        return False if compiled else None
+
+    def self_identifying(self, secret):
+        """The token alone is enough for the detector (a prefix, a marker):
+        it can be planted without the context of its example."""
+        return self.verified(" " + secret + " ", secret) is True
+
+
+def load_detectors(dirpath):
+    out = []
+    for name in sorted(os.listdir(dirpath)):
+        if name.endswith(".toml"):
+            with open(os.path.join(dirpath, name), "rb") as f:
+                det = Detector(tomllib.load(f))
+            if det.examples:
+                out.append(det)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Fresh tokens
+# ---------------------------------------------------------------------------
+
+
+def crc_b62(body):
+    crc = zlib.crc32(body.encode())
+    out = ""
+    for _ in range(6):
+        crc, r = divmod(crc, 62)
+        out = B62[r] + out
+    return out
+
+
+def b64url_nopad(b):
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def fixed_mask(det, secret):
+    """Positions that belong to a literal of the detector's regex (length >= 2,
+    compared case-insensitively) or a keyword: kept as they are."""
+    n = len(secret)
+    mask = [not c.isalnum() for c in secret]
+    low = secret.lower()
+    for kw in det.keywords + ["t3blbkfj"]:
+        start = low.find(kw)
+        while kw and start >= 0:
+            for k in range(start, start + len(kw)):
+                mask[k] = True
+            start = low.find(kw, start + 1)
+    i = 0
+    while i < n:
+        best = 0
+        for j in range(min(n, i + 48), i + 1, -1):
+            if low[i:j] in det.literal_lower:
+                best = j - i
+                break
+        if best:
+            for k in range(i, i + best):
+                mask[k] = True
+            i += best
+        else:
+            i += 1
+    # A literal run that stands alone at the very end of a long random
+    # stretch ("...AA") is kept; a run inside is kept too. Nothing else to do.
+    return mask
+
+
+def class_alphabets(secret, mask):
+    free = [c for c, m in zip(secret, mask) if not m]
+    lowers = {c for c in free if c.islower()}
+    uppers = {c for c in free if c.isupper()}
+    digits = {c for c in free if c.isdigit()}
+    lo, up, dg = string.ascii_lowercase, string.ascii_uppercase, string.digits
+    if lowers and lowers <= set("abcdef") and not uppers:
+        lo = "abcdef"
+    if uppers and uppers <= set("ABCDEF") and not lowers:
+        up = "ABCDEF"
+    if digits and digits <= set("234567") and uppers and not lowers:
+        dg = "234567"
+    return lo, up, dg
+
+
+def mutate(rnd, secret, mask):
+    lo, up, dg = class_alphabets(secret, mask)
+    out = []
+    for c, m in zip(secret, mask):
+        if m or not c.isascii():
+            out.append(c)
+        elif c.islower():
+            out.append(rnd.choice(lo))
+        elif c.isupper():
+            out.append(rnd.choice(up))
+        elif c.isdigit():
+            out.append(rnd.choice(dg))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def fresh_jwt(rnd, token):
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(b64url_decode(parts[1]))
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    for k, v in list(payload.items()):
+        if isinstance(v, int) and v > 10**9:
+            payload[k] = 1700000000 + rnd.randrange(10**8)
+        elif isinstance(v, str) and len(v) >= 8 and re.fullmatch(r"[\w-]+", v):
+            payload[k] = mutate(rnd, v, [not c.isalnum() for c in v])
+    body = b64url_nopad(json.dumps(payload, separators=(",", ":")).encode())
+    sig = "".join(rnd.choice(B64URL) for _ in parts[2])
+    return parts[0] + "." + body + "." + sig
+
+
+def fix_checksum(rnd, kind, s):
+    if kind in ("github-crc32", "npm-crc32"):
+        m = re.search(r"[A-Za-z0-9]{36}$", s)
+        if m and (len(s) == 36 or s[-37] == "_"):
+            body = s[-36:-6]
+            return s[:-36] + body + crc_b62(body)
+        return s
+    if kind == "uuid" and len(s) == 36:
+        u = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+        return u.upper() if s.isupper() else u
+    if kind == "jwt":
+        m = re.search(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*", s)
+        if m:
+            j = fresh_jwt(rnd, m.group(0))
+            if j:
+                return s[:m.start()] + j + s[m.end():]
+    return s
+
+
+def checksum_ok(kind, s):
+    """Python twins of the validators whose inputs mutation could break."""
+    if kind in ("github-crc32", "npm-crc32"):
+        body = s[-36:]
+        return bool(re.fullmatch(r"[A-Za-z0-9]{36}", body)) and crc_b62(body[:30]) == body[30:]
+    if kind == "uuid":
+        return bool(re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-"
+                                 r"[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}", s))
+    if kind == "openai":
+        return "T3BlbkFJ" in s
+    if kind == "aws-key-id":
+        return bool(re.fullmatch(r"A[A-Z0-9]{3}[A-Z2-7]{16}", s))
+    if kind == "pypi-macaroon":
+        try:
+            head = b64url_decode(s[5:])
+        except ValueError:
+            return False
+        return head[:11] == b"\x02\x01\x08pypi.org" or head[:16] == b"\x02\x01\x0dtest.pypi.org"
+    return True
+
+
+class Token:
+    """A fresh secret in the context of one of its detector's examples."""
+
+    def __init__(self, det, pre, secret, post, verified):
+        self.det, self.pre, self.secret, self.post = det, pre, secret, post
+        self.verified = verified
+        self.line = pre + secret + post
+        self.self_ident = det.self_identifying(secret)
+        self.name = kv_name(pre, post)
+
+
+def fresh_token(rnd, det, tries=40):
+    pre, exp, post = rnd.choice(det.examples)
+    mask = fixed_mask(det, exp)
+    if all(mask):  # nothing random to vary (a fixed-format example)
+        return None
+    for _ in range(tries):
+        s = fix_checksum(rnd, det.checksum, mutate(rnd, exp, mask))
+        if s == exp or not checksum_ok(det.checksum, s):
+            continue
+        v = det.verified(pre + s + post, s)
+        if v is False:
+            continue
+        return Token(det, pre, s, post, v is True)
+    return None
+
+
+# The name a value is assigned to in an example ("ABLY_API_KEY=", "token: '",
+# "\"apiKey\": \"").  None when the example is not a simple assignment.
+KV_RE = re.compile(r"""^\s*(?:export\s+|set\s+|const\s+|let\s+|var\s+)?["']?([A-Za-z_][\w.-]{1,60})["']?"""
+                   r"""\s*(?::=|=>|:|=)\s*["']?$""")
+
+
+def kv_name(pre, post):
+    m = KV_RE.match(pre)
+    if not m or not re.fullmatch(r"""["']?[,;]?\s*""", post):
+        return None
+    return m.group(1)
+
+
+def c_ident(name):
+    return re.fullmatch(r"[A-Za-z_]\w*", name or "") is not None
+
+
+# ---------------------------------------------------------------------------
+# Encodings
+# ---------------------------------------------------------------------------
+
+
+def enc_base64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+def enc_base64url(s):
+    return b64url_nopad(s.encode())
+
+
+def enc_hex(s):
+    return s.encode().hex()
+
+
+def enc_url(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def enc_unicode(s):
+    return "".join("\\u%04x" % ord(c) for c in s)
+
+
+def enc_b64_url(s):
+    return enc_base64(enc_url(s))
+
+
+ENCODINGS = {
+    "base64": enc_base64,
+    "base64url": enc_base64url,
+    "hex": enc_hex,
+    "url": enc_url,
+    "unicode-escape": enc_unicode,
+    "base64>url": enc_b64_url,
+}
+
+# ---------------------------------------------------------------------------
+# Carriers: the lines of text that hold a planted value in one file type.
+# Each returns (lines, index of the line that holds the value).
+# ---------------------------------------------------------------------------
+
+
+def q_json(s):
+    return json.dumps(s)[1:-1]
+
+
+def plain_lines(ft, tok, rnd):
+    name, sec, line = tok.name, tok.secret, tok.line
+    if ft == "c":
+        if c_ident(name):
+            return ["", "static const char *%s = \"%s\";" % (name, sec), ""], 1
+        return ["/*", " * " + line.replace("*/", "* /"), " */"], 1
+    if ft == "py":
+        if c_ident(name):
+            return ["%s = \"%s\"" % (name, sec)], 0
+        return ["# " + line], 0
+    if ft == "yaml":
+        if name:
+            return ["deploy:", "  env:", "    %s: %s" % (name, sec)], 2
+        return ["deploy:", "  script: |", "    " + line], 2
+    if ft == "json":
+        if name:
+            return ["  \"%s\": \"%s\"," % (name, sec)], 0
+        return ["  \"command\": \"%s\"," % q_json(line)], 0
+    if ft == "sh":
+        if c_ident(name):
+            return ["export %s=\"%s\"" % (name, sec)], 0
+        return ["# " + line], 0
+    if ft == "Makefile":
+        if name and re.fullmatch(r"[\w.-]+", name):
+            return ["%s := %s" % (name, sec)], 0
+        return ["# " + line], 0
+    if ft == "env":
+        if name:
+            return ["%s=%s" % (name, sec)], 0
+        return [line], 0
+    if ft == "properties":
+        if name:
+            return ["%s=%s" % (name, sec)], 0
+        return ["# " + line], 0
+    if ft == "Dockerfile":
+        if c_ident(name):
+            return ["ENV %s=%s" % (name, sec)], 0
+        return ["# " + line], 0
+    if ft == "xml":
+        if name and tok.self_ident:
+            return ["  <entry key=\"%s\">%s</entry>" % (name, sec)], 0
+        return ["  <!-- %s -->" % line.replace("--", "- -")], 0
+    if ft == "k8s":
+        key = name if name and re.fullmatch(r"[\w.-]+", name) else "config.env"
+        val = sec if name else json.dumps(line)
+        return ["stringData:", "  %s: %s" % (key, val)], 1
+    raise ValueError(ft)
+
+
+NEUTRAL_KEYS = ["payload", "blob", "data", "config", "bundle", "settings", "state"]
+
+
+def encoded_lines(ft, enc_text, rnd):
+    key = rnd.choice(NEUTRAL_KEYS)
+    if ft == "c":
+        return ["static const char %s_enc[] = \"%s\";" % (key, enc_text)], 0
+    if ft == "py":
+        return ["%s = \"%s\"" % (key.upper(), enc_text)], 0
+    if ft == "yaml":
+        return ["%s: %s" % (key, enc_text)], 0
+    if ft == "json":
+        return ["  \"%s\": \"%s\"," % (key, enc_text)], 0
+    if ft == "sh":
+        return ["%s='%s'" % (key.upper(), enc_text)], 0
+    if ft == "Makefile":
+        return ["%s_ENC := %s" % (key.upper(), enc_text)], 0
+    if ft == "env":
+        return ["%s=%s" % (key.upper(), enc_text)], 0
+    if ft == "properties":
+        return ["app.%s=%s" % (key, enc_text)], 0
+    if ft == "Dockerfile":
+        return ["ARG %s=%s" % (key.upper(), enc_text)], 0
+    if ft == "xml":
+        return ["  <%s>%s</%s>" % (key, enc_text, key)], 0
+    if ft == "k8s":
+        return ["data:", "  %s: %s" % (key, enc_text)], 1
+    raise ValueError(ft)
+
+
+# File types that exist in the Linux tree (a copy of an existing file gets
+# the lines) and those that are new files (name chosen here).
+EXISTING = {"c": ".c", "py": ".py", "yaml": ".yaml", "json": ".json", "sh": ".sh",
+            "Makefile": "Makefile"}
+NEW_NAMES = {"env": [".env", "deploy.env", ".env.production"],
+             "properties": ["application.properties", "config.properties"],
+             "Dockerfile": ["Dockerfile"],
+             "xml": ["settings.xml", "app.config.xml"],
+             "k8s": ["secret.yaml", "app-secret.yaml"],
+             "dockerconfigjson": [".dockerconfigjson"],
+             # when the tree has no unused file of the kind left
+             "c": ["keys.c"], "py": ["settings.py", "deploy.py"], "yaml": ["values.yaml", "ci.yaml"],
+             "json": ["config.json", "credentials.json"], "sh": ["deploy.sh"],
+             "Makefile": ["Makefile.local"]}
+PLAIN_TYPES = list(EXISTING) + ["env", "properties", "Dockerfile", "xml", "k8s"]
+
+NEW_HEAD = {
+    "env": ["# service settings"],
+    "properties": ["# application settings", "server.port=8080"],
+    "Dockerfile": ["FROM debian:12-slim", "RUN apt-get update && apt-get install -y ca-certificates"],
+    "xml": ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>", "<settings>"],
+    "k8s": ["apiVersion: v1", "kind: Secret", "metadata:", "  name: app-credentials",
+            "type: Opaque"],
+}
+NEW_TAIL = {"xml": ["</settings>"], "Dockerfile": ["CMD [\"/usr/local/bin/app\"]"]}
+
+
+# ---------------------------------------------------------------------------
+# The tree
+# ---------------------------------------------------------------------------
+
+
+class Tree:
+    def __init__(self, root, rnd):
+        self.root = os.path.abspath(root)
+        self.rnd = rnd
+        self.by_type = {k: [] for k in EXISTING}
+        self.dirs, self.soft_dirs = [], []
+        self.used = set()
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, self.root)
+            rel = "" if rel == "." else rel
+            soft = soft_path(rel + "/")
+            (self.soft_dirs if soft else self.dirs).append(rel)
+            if soft:
+                continue
+            for fn in sorted(filenames):
+                p = os.path.join(rel, fn)
+                if soft_path(p):
+                    continue
+                for ft, suffix in EXISTING.items():
+                    if fn == suffix if suffix == "Makefile" else fn.endswith(suffix):
+                        self.by_type[ft].append(p)
+
+    def pick_existing(self, ft):
+        for _ in range(20):
+            p = self.rnd.choice(self.by_type[ft])
+            if p not in self.used and os.path.isfile(os.path.join(self.root, p)):
+                self.used.add(p)
+                return p
+        return None
+
+    def pick_new(self, ft, soft=False):
+        names = NEW_NAMES[ft]
+        for _ in range(200):
+            d = self.rnd.choice(self.soft_dirs if soft else self.dirs)
+            p = os.path.join(d, self.rnd.choice(names))
+            if p not in self.used and not os.path.exists(os.path.join(self.root, p)):
+                self.used.add(p)
+                return p
+        raise RuntimeError("no free place for " + ft)
+
+    def insert(self, rel, lines, idx):
+        """Inserts lines into a copy of an existing file at a blank line (or
+        the end); returns the 1-based line number of lines[idx]."""
+        full = os.path.join(self.root, rel)
+        with open(full, "rb") as f:
+            data = f.read().decode("utf-8", "surrogateescape")
+        old = data.split("\n")
+        if old and old[-1] == "":
+            old.pop()
+        blanks = [i for i, l in enumerate(old) if not l.strip()]
+        at = self.rnd.choice(blanks) + 1 if blanks else len(old)
+        new = old[:at] + lines + old[at:]
+        os.unlink(full)  # break the hard link: the pristine tree stays as it was
+        with open(full, "wb") as f:
+            f.write(("\n".join(new) + "\n").encode("utf-8", "surrogateescape"))
+        return at + idx + 1
+
+    def create(self, rel, lines, idx, ft):
+        head, tail = NEW_HEAD.get(ft, []), NEW_TAIL.get(ft, [])
+        full = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write("\n".join(head + lines + tail) + "\n")
+        return len(head) + idx + 1
+
+    def place(self, ft, lines, idx, soft=False):
+        if ft in EXISTING and not soft:
+            p = self.pick_existing(ft) if self.by_type[ft] else None
+            if p is not None:
+                return p, self.insert(p, lines, idx)
+        p = self.pick_new(ft if ft in NEW_NAMES else "env", soft)
+        return p, self.create(p, lines, idx, ft)
+
+
+# ---------------------------------------------------------------------------
+# Decoys
+# ---------------------------------------------------------------------------
+
+
+def shaped(tok, fill):
+    """The token with its random characters replaced by fill(i, c)."""
+    mask = fixed_mask(tok.det, tok.secret)
+    return "".join(c if m or not c.isalnum() else fill(i, c)
+                   for i, (c, m) in enumerate(zip(tok.secret, mask)))
+
+
+def decoy_value(rnd, tok, kind):
+    s = tok.secret
+    if kind == "example":
+        mask = fixed_mask(tok.det, s)
+        free = [i for i, m in enumerate(mask) if not m and s[i].isalpha()]
+        if len(free) < 7:
+            return None
+        word = "EXAMPLE" if s[free[-1]].isupper() or not s[free[-1]].islower() else "example"
+        out = list(s)
+        for w, i in zip(word, free[-7:]):
+            out[i] = w
+        return "".join(out)
+    if kind == "xxxx":
+        return shaped(tok, lambda i, c: "0" if c.isdigit() else ("X" if c.isupper() else "x"))
+    if kind == "repeated":
+        ch = {"d": rnd.choice("0123456789"), "u": rnd.choice("ABCDEF"), "l": rnd.choice("abcdef")}
+        return shaped(tok, lambda i, c: ch["d"] if c.isdigit() else ch["u"] if c.isupper() else ch["l"])
+    if kind == "sequential":
+        return shaped(tok, lambda i, c: "0123456789"[i % 10] if c.isdigit() else
+                      ("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i % 26] if c.isupper()
+                       else "abcdefghijklmnopqrstuvwxyz"[i % 26]))
+    if kind == "your-key":
+        return "<your-%s-key>" % tok.det.service.lower().replace(" ", "-")
+    if kind == "env-ref":
+        var = (tok.name or tok.det.service + "_TOKEN").upper().replace("-", "_").replace(".", "_")
+        return rnd.choice(["${%s}" % var, "$%s" % var, "{{ .Values.%s }}" % var.lower(),
+                           "%%(%s)s" % var])
+    if kind == "bad-checksum":
+        kind_ = tok.det.checksum
+        if kind_ in ("github-crc32", "npm-crc32"):
+            c = s[-1]
+            return s[:-1] + rnd.choice([x for x in B62 if x != c])
+        if kind_ == "uuid":
+            return s[:19] + rnd.choice("c0d7") + s[20:]
+        if kind_ == "jwt":
+            m = re.search(r"eyJ[\w-]*\.(eyJ[\w-]*)\.", s)
+            if m:  # a payload that is not JSON any more (no closing brace)
+                bad = b64url_nopad(b'{"sub":"%x"' % rnd.getrandbits(96))
+                return s[:m.start(1)] + bad + s[m.end(1):]
+        return None
+    raise ValueError(kind)
+
+
+DECOY_KINDS = ["example", "xxxx", "repeated", "sequential", "your-key", "env-ref",
+               "bad-checksum"]
+
+
+def code_env_decoy(rnd, tok):
+    """A read from the environment in code: the value never appears."""
+    var = (tok.name or tok.det.service + "_API_KEY").upper().replace("-", "_").replace(".", "_")
+    ft, line = rnd.choice([
+        ("py", "%s = os.environ[\"%s\"]" % (var.lower(), var)),
+        ("py", "%s = os.getenv(\"%s\", \"\")" % (var.lower(), var)),
+        ("sh", "curl -H \"Authorization: Bearer ${%s}\" \"$API_URL\"" % var),
+        ("c", "const char *%s = getenv(\"%s\");" % (var.lower(), var)),
+        ("yaml", "    %s: ${{ secrets.%s }}" % (var.lower(), var)),
+    ])
+    return ft, [line], 0
+
+
+def hash_decoy(rnd):
+    data = rnd.getrandbits(256).to_bytes(32, "big")
+    sha1 = hashlib.sha1(data).hexdigest()
+    sha256 = hashlib.sha256(data).hexdigest()
+    sha512 = base64.b64encode(hashlib.sha512(data).digest()).decode()
+    return rnd.choice([
+        ("sh", ["echo \"%s  linux-6.1.tar.xz\" | sha256sum -c -" % sha256], 0),
+        ("yaml", ["  checksum: sha256:%s" % sha256], 0),
+        ("json", ["  \"integrity\": \"sha512-%s\"," % sha512], 0),
+        ("json", ["  \"sha1\": \"%s\"," % sha1], 0),
+        ("c", ["/* Fixes: %s (\"net: fix a leak\") */" % sha1[:12]], 0),
+        ("py", ["EXPECTED_SHA256 = \"%s\"" % sha256], 0),
+        ("Makefile", ["GIT_COMMIT := %s" % sha1], 0),
+        ("Dockerfile", ["FROM debian@sha256:%s" % sha256], 0),
+        ("properties", ["build.commit=%s" % sha1], 0),
+    ])
+
+
+def uuid_decoy(rnd):
+    u = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+    return rnd.choice([
+        ("json", ["  \"request_id\": \"%s\"," % u], 0),
+        ("py", ["TRACE_ID = \"%s\"" % u], 0),
+        ("yaml", ["    uid: %s" % u], 0),
+        ("sh", ["UUID=%s /boot ext4 defaults 0 2" % u], 0),
+        ("c", ["/* GUID %s */" % u.upper()], 0),
+        ("xml", ["  <ProjectGuid>{%s}</ProjectGuid>" % u.upper()], 0),
+    ])
+
+
+def doc_decoy(rnd, tok):
+    """A documentation sample: a .rst/.md under Documentation/ showing how to
+    set the variable, with an obviously made-up value."""
+    kind = rnd.choice(["example", "xxxx", "sequential", "your-key"])
+    val = decoy_value(rnd, tok, kind)
+    if val is None:
+        return None
+    name = tok.name or "API_KEY"
+    return ["", "For example, set it in the environment::", "",
+            "    %s=%s" % (name, val), ""], 3, kind
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+
+def redact(s):
+    return s[:3] + "..." + s[-3:] if len(s) > 8 else "***"
+
+
+def plant(tree_root, seed, manifest_path, detectors_dir, encoded_share=0.45, decoys_per_det=1.0):
+    rnd = random.Random(seed)
+    dets = load_detectors(detectors_dir)
+    tree = Tree(tree_root, rnd)
+    rows = []
+    unverified = 0
+
+    def record(path, line, tok, kind, encoding, ft, decoy=None, value=None):
+        rows.append({"path": path, "line": line, "detector": tok.det.id if tok else None,
+                     "service": tok.det.service if tok else None, "encoding": encoding,
+                     "file_type": ft, "kind": kind, "decoy": decoy,
+                     "redacted": redact(value if value is not None else tok.secret)})
+
+    for det in dets:
+        # Each detector: one plain secret, one encoded secret for a share of
+        # them, one decoy or so.  Types and encodings drawn per seed.
+        tok = fresh_token(rnd, det)
+        if tok is None:
+            continue
+        unverified += not tok.verified
+        ft = rnd.choice(PLAIN_TYPES)
+        lines, idx = plain_lines(ft, tok, rnd)
+        path, line = tree.place(ft, lines, idx)
+        record(path, line, tok, "secret", "plain", ft)
+
+        if rnd.random() < encoded_share:
+            tok = fresh_token(rnd, det)
+            if tok is not None:
+                encoding = rnd.choice(list(ENCODINGS) + ["dockerconfigjson"])
+                if encoding == "dockerconfigjson" and tok.self_ident:
+                    auth = enc_base64("deploy-bot:" + tok.secret)
+                    doc = json.dumps({"auths": {"registry.example.com": {"auth": auth}}})
+                    lines, idx = [enc_base64(doc)], 0
+                    path, line = tree.place("dockerconfigjson", lines, idx)
+                    record(path, line, tok, "secret", "base64>base64", "dockerconfigjson")
+                else:
+                    if encoding == "dockerconfigjson":
+                        encoding = "base64"
+                    # The value alone when it identifies itself, else the
+                    # line that gives it its context (an .env line).
+                    if tok.self_ident and encoding != "url" and rnd.random() < 0.5:
+                        payload = tok.secret
+                    elif tok.name:
+                        payload = "%s=%s" % (tok.name, tok.secret)
+                    else:
+                        payload = tok.line
+                    ft = rnd.choice(PLAIN_TYPES)
+                    lines, idx = encoded_lines(ft, ENCODINGS[encoding](payload), rnd)
+                    path, line = tree.place(ft, lines, idx)
+                    record(path, line, tok, "secret", encoding, ft)
+
+        n_decoys = int(decoys_per_det) + (rnd.random() < decoys_per_det % 1)
+        for _ in range(n_decoys):
+            tok = fresh_token(rnd, det)
+            if tok is None:
+                continue
+            r = rnd.random()
+            if r < 0.1:
+                ft, lines, idx = code_env_decoy(rnd, tok)
+                path, line = tree.place(ft, lines, idx)
+                record(path, line, tok, "decoy", "plain", ft, "env-ref", "env")
+                continue
+            if r < 0.2:
+                d = doc_decoy(rnd, tok)
+                if d:
+                    lines, idx, kind = d
+                    path = tree.pick_new("env", soft=True)
+                    path = os.path.join(os.path.dirname(path),
+                                        "keyhog-%s.rst" % det.service.lower().replace(" ", "-"))
+                    if path not in tree.used and not os.path.exists(os.path.join(tree.root, path)):
+                        tree.used.add(path)
+                        line = tree.create(path, lines, idx, "rst")
+                        record(path, line, tok, "decoy", "plain", "rst", "doc-" + kind,
+                               lines[idx].strip())
+                continue
+            kinds = [k for k in DECOY_KINDS if k != "bad-checksum" or det.checksum]
+            kind = rnd.choice(kinds)
+            val = decoy_value(rnd, tok, kind)
+            if val is None or val == tok.secret:
+                continue
+            dtok = Token(det, tok.pre, val, tok.post, True)
+            dtok.name = tok.name
+            ft = rnd.choice(PLAIN_TYPES)
+            lines, idx = plain_lines(ft, dtok, rnd)
+            path, line = tree.place(ft, lines, idx)
+            record(path, line, tok, "decoy", "plain", ft, kind, val)
+
+    for _ in range(len(dets) // 5):
+        ft, lines, idx = hash_decoy(rnd)
+        path, line = tree.place(ft, lines, idx)
+        record(path, line, None, "decoy", "plain", ft, "hash", lines[idx])
+    for _ in range(len(dets) // 10):
+        ft, lines, idx = uuid_decoy(rnd)
+        path, line = tree.place(ft, lines, idx)
+        record(path, line, None, "decoy", "plain", ft, "uuid", lines[idx])
+
+    with open(manifest_path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, sort_keys=True) + "\n")
+    return rows, unverified
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tree", required=True, help="hard-linked copy to plant into")
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--detectors", default=os.path.join(os.path.dirname(__file__), "..", "detectors"))
+    ap.add_argument("--encoded-share", type=float, default=0.45)
+    ap.add_argument("--decoys-per-detector", type=float, default=1.0)
+    a = ap.parse_args(argv)
+    rows, unverified = plant(a.tree, a.seed, a.manifest, a.detectors, a.encoded_share,
+                             a.decoys_per_detector)
+    secrets = sum(r["kind"] == "secret" for r in rows)
+    print("plant: seed %d: %d secrets (%d services), %d decoys; %d tokens not checkable "
+          "with Python's re" % (a.seed, secrets, len({r["service"] for r in rows if r["service"]}),
+                                len(rows) - secrets, unverified), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
