@@ -599,7 +599,7 @@ const char *engine_keyword(const kh_engine *e, size_t i, uint32_t *detector)
 }
 
 typedef struct region_key {
-    size_t start, end;
+    size_t start, end, reach;
 } region_key;
 
 static int cmp_region(const void *a, const void *b)
@@ -619,6 +619,7 @@ size_t engine_regions_from_hits(const kh_engine *e, const uint64_t *hit_offsets,
         /* Out of memory: one region covering everything is still correct. */
         out[0].start = 0;
         out[0].end = chunk_len;
+        out[0].reach = e->overlap;
         return 1;
     }
     size_t n = 0;
@@ -633,6 +634,9 @@ size_t engine_regions_from_hits(const kh_engine *e, const uint64_t *hit_offsets,
         size_t kl = strlen(e->all_keywords[hit_keywords[i]]);
         tmp[n].start = at + kl > w ? at + kl - w : 0;
         tmp[n].end = at + 1;
+        /* The same 64 bytes of slack over the widest match as the block
+         * overlap (compile: overlap = widest + 64). */
+        tmp[n].reach = w + 64 < e->overlap ? w + 64 : e->overlap;
         n++;
     }
     qsort(tmp, n, sizeof *tmp, cmp_region);
@@ -641,12 +645,17 @@ size_t engine_regions_from_hits(const kh_engine *e, const uint64_t *hit_offsets,
         if (m && tmp[i].start <= out[m - 1].end) {
             if (tmp[i].end > out[m - 1].end)
                 out[m - 1].end = tmp[i].end;
+            if (tmp[i].reach > out[m - 1].reach)
+                out[m - 1].reach = tmp[i].reach;
         } else if (m < cap) {
             out[m].start = tmp[i].start;
             out[m].end = tmp[i].end;
+            out[m].reach = tmp[i].reach;
             m++;
         } else {
             out[m - 1].end = tmp[i].end > out[m - 1].end ? tmp[i].end : out[m - 1].end;
+            if (tmp[i].reach > out[m - 1].reach)
+                out[m - 1].reach = tmp[i].reach;
         }
     }
     free(tmp);

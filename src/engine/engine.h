@@ -78,9 +78,16 @@ struct kh_engine {
     int from_cache; /* databases came from kh_engine_opts.cache */
 };
 
-/* A stretch [start, end) of a chunk in which match starts are looked for. */
+/* A stretch [start, end) of a chunk in which match starts are looked for.
+ * `reach` is the context the scan needs on each side: the widest match of
+ * the detectors whose keywords made the region, plus slack for assertions.
+ * Every match starting in the region belongs to one of those detectors, so
+ * a window of `reach` sees it whole and sees every earlier start of its end,
+ * as the block scan's window of the global overlap does; 0 means that
+ * overlap. */
 typedef struct engine_region {
     size_t start, end;
+    size_t reach;
 } engine_region;
 
 /* kh_scan limited to regions (sorted, disjoint) for keyword-anchored

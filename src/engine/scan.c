@@ -477,15 +477,15 @@ static int scan_decoded(kh_scratch *s, const scan_frame *f, const uint8_t *data,
     return KH_OK;
 }
 
-/* Scans the windows of own regions [own_start, own_end) in order. */
+/* Scans the window of own region [own_start, own_end), `reach` bytes of
+ * context on each side (the overlap for blocks, less for GPU regions). */
 static int scan_region(kh_scratch *s, const scan_frame *f, const hs_database_t *db,
-                       size_t own_start, size_t own_end)
+                       size_t own_start, size_t own_end, size_t reach)
 {
-    const kh_engine *e = s->engine;
     s->own_start = own_start;
     s->own_end = own_end;
-    s->window_start = own_start > e->overlap ? own_start - e->overlap : 0;
-    size_t wend = own_end + e->overlap < s->len ? own_end + e->overlap : s->len;
+    s->window_start = own_start > reach ? own_start - reach : 0;
+    size_t wend = own_end + reach < s->len ? own_end + reach : s->len;
     s->ncands = 0;
     if (db) {
         hs_error_t rc = hs_scan(db, (const char *)s->data + s->window_start,
@@ -521,7 +521,7 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
         s->only_unanchored = regions != NULL;
         for (size_t own = 0; own < len && rc == KH_OK && !s->timed_out; own += e->block_size)
             rc = scan_region(s, f, whole, own,
-                             own + e->block_size < len ? own + e->block_size : len);
+                             own + e->block_size < len ? own + e->block_size : len, e->overlap);
         s->only_unanchored = 0;
     }
     if (regions) {
@@ -529,10 +529,12 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
         for (size_t i = 0; i < nregions && rc == KH_OK; i++) {
             size_t a = regions[i].start < len ? regions[i].start : len;
             size_t b = regions[i].end < len ? regions[i].end : len;
+            size_t reach = regions[i].reach && regions[i].reach < e->overlap ? regions[i].reach
+                                                                             : e->overlap;
             /* Regions longer than a block are cut into blocks. */
             for (size_t own = a; own < b && rc == KH_OK && !s->timed_out; own += e->block_size)
                 rc = scan_region(s, f, e->db, own,
-                                 own + e->block_size < b ? own + e->block_size : b);
+                                 own + e->block_size < b ? own + e->block_size : b, reach);
         }
         s->region_mode = 0;
     }
