@@ -4,6 +4,7 @@ container images (docker save, config env)."""
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import zipfile
@@ -280,6 +281,115 @@ class ArchiveTest(TreeTest):
         p = run("scan", "--format", "jsonl", self.tmp)
         self.assertEqual(p.returncode, 1)
         self.assertEqual(len(jsonl(p)), 1)
+
+
+def have(tool):
+    return shutil.which(tool) is not None
+
+
+class ArchiveToolTest(TreeTest):
+    """Archives made by the real tools (zip, tar with each compressor, 7z,
+    gzip), scanned as files in a tree: every finding's origin chain and
+    line.  A test is skipped only when its tool is not installed."""
+
+    def setUp(self):
+        super().setUp()
+        self.src = os.path.join(self.tmp, "src")   # what goes in, not scanned
+        self.out = os.path.join(self.tmp, "dist")  # the archives, scanned
+        os.makedirs(self.src)
+        os.makedirs(self.out)
+        self.seed = 800
+
+    def need(self, *tools):
+        for t in tools:
+            if not have(t):
+                self.skipTest(t + " is not installed")
+
+    def put(self, rel, lines_before=0, key="token"):
+        """A file under src/ with a fresh secret on line lines_before + 1."""
+        self.seed += 1
+        tok = github_token("ghp", self.seed)
+        write(self.src, rel, "# settings\n" * lines_before + f"{key} = {tok}\nother = 1\n")
+        return tok
+
+    def sh(self, *cmd, cwd=None):
+        subprocess.run(cmd, cwd=cwd or self.src, check=True, capture_output=True)
+
+    def found(self):
+        p = run("scan", "--format", "jsonl", "--show-secrets", self.out)
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        rows = jsonl(p)
+        got = {r["secret"]: (r["path"], r["line"]) for r in rows}
+        self.assertEqual(len(got), len(rows), "each secret once")
+        return got
+
+    def test_zip_and_jar_inside(self):
+        self.need("zip")
+        top = self.put("lib/README.txt", 0)
+        tok = self.put("jar/config.properties", 2)
+        self.sh("zip", "-q", "-r", "../lib/app.jar", ".", cwd=os.path.join(self.src, "jar"))
+        dist = os.path.join(self.out, "dist.zip")
+        self.sh("zip", "-q", "-r", dist, "lib")
+        self.assertEqual(self.found(), {
+            tok: (dist + "!lib/app.jar!config.properties", 3),
+            top: (dist + "!lib/README.txt", 1)})
+        # --no-archives: the archives are not opened at all.
+        p = run("scan", "--no-archives", "--format", "jsonl", self.out)
+        self.assertEqual(jsonl(p), [])
+
+    def test_tar_with_every_compressor(self):
+        self.need("tar")
+        want = {}
+        for name, flags, tool in (("plain.tar", ["-cf"], None),
+                                  ("app.tar.gz", ["-czf"], "gzip"),
+                                  ("app.tar.bz2", ["-cjf"], "bzip2"),
+                                  ("app.tar.xz", ["-cJf"], "xz"),
+                                  ("app.tar.zst", ["--zstd", "-cf"], "zstd")):
+            if tool and not have(tool):
+                continue
+            shutil.rmtree(os.path.join(self.src, "conf"), ignore_errors=True)
+            tok = self.put("conf/app.env", 4)
+            dest = os.path.join(self.out, name)
+            self.sh("tar", *flags, dest, "conf")
+            want[tok] = (dest + "!conf/app.env", 5)
+        self.assertGreaterEqual(len(want), 2)
+        self.assertEqual(self.found(), want)
+
+    def test_7z(self):
+        self.need("7z")
+        tok = self.put("deploy/keys.yaml", 1)
+        dest = os.path.join(self.out, "bundle.7z")
+        self.sh("7z", "a", "-bd", "-y", dest, "deploy")
+        self.assertEqual(self.found(), {tok: (dest + "!deploy/keys.yaml", 2)})
+
+    def test_gzip_single_file(self):
+        self.need("gzip")
+        tok = self.put("notes.txt", 6)
+        self.sh("gzip", "-k", "notes.txt")
+        shutil.move(os.path.join(self.src, "notes.txt.gz"), self.out)
+        self.assertEqual(self.found(),
+                         {tok: (os.path.join(self.out, "notes.txt.gz") + "!notes.txt", 7)})
+
+    def test_zip_in_tar_in_7z(self):
+        self.need("zip", "tar", "7z")
+        tok = self.put("inner/secret.yaml", 3)
+        self.sh("zip", "-q", "-r", "../inner.zip", ".", cwd=os.path.join(self.src, "inner"))
+        self.sh("tar", "-cf", "mid.tar", "inner.zip")
+        dest = os.path.join(self.out, "outer.7z")
+        self.sh("7z", "a", "-bd", "-y", dest, "mid.tar")
+        self.assertEqual(self.found(), {tok: (dest + "!mid.tar!inner.zip!secret.yaml", 4)})
+        # Three archives below the top one is the limit: wrapped twice more,
+        # the innermost zip is reported, not scanned.
+        self.sh("tar", "-cf", "deeper.tar", "-C", self.out, "outer.7z")
+        self.sh("zip", "-q", "top.zip", "deeper.tar")
+        os.remove(dest)
+        top = os.path.join(self.out, "top.zip")
+        shutil.move(os.path.join(self.src, "top.zip"), top)
+        p = run("scan", "--format", "jsonl", self.out)
+        self.assertEqual(jsonl(p), [])
+        err = p.stderr.decode()
+        self.assertIn(top + "!deeper.tar!outer.7z!mid.tar!inner.zip: skipped: archive limit: "
+                      "nested deeper than 3", err)
 
 
 class ImageTest(TreeTest):
