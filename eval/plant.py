@@ -294,13 +294,21 @@ class Token:
         self.name = kv_name(pre, post)
 
 
+JWT_RE = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")
+
+
 def fresh_token(rnd, det, tries=40):
     pre, exp, post = rnd.choice(det.examples)
     mask = fixed_mask(det, exp)
     if all(mask):  # nothing random to vary (a fixed-format example)
         return None
+    jwt = JWT_RE.search(exp)
     for _ in range(tries):
-        s = fix_checksum(rnd, det.checksum, mutate(rnd, exp, mask))
+        if jwt:  # a JWT keeps its JSON header and payload; values are new
+            j = fresh_jwt(rnd, jwt.group(0))
+            s = exp[:jwt.start()] + j + exp[jwt.end():] if j else exp
+        else:
+            s = fix_checksum(rnd, det.checksum, mutate(rnd, exp, mask))
         if s == exp or not checksum_ok(det.checksum, s):
             continue
         v = det.verified(pre + s + post, s)
@@ -375,53 +383,79 @@ def q_json(s):
     return json.dumps(s)[1:-1]
 
 
-def plain_lines(ft, tok, rnd):
-    name, sec, line = tok.name, tok.secret, tok.line
+def plain_lines(ft, tok, rnd, verify=True):
+    """(file type, lines, index of the value's line) for a value in the clear.
+    The natural form first (an assignment when the example is one, else the
+    example line in a comment or string); when the detector's own regex
+    does not match the planted text that way (an example anchored at the
+    start of a line, a multi-line block), the example's text as it is, in a
+    file of its own."""
+    if "\n" in tok.line:
+        ft = rnd.choice(["raw", "yaml", "json"])
+        lines = tok.line.split("\n")
+        idx = tok.pre.count("\n")
+        if ft == "yaml":
+            forms = [(["deploy:", "  config: |"] + ["    " + l for l in lines], idx + 2)]
+        elif ft == "json":
+            forms = [(["  \"config\": \"%s\"," % q_json(tok.line)], 0)]
+        else:
+            forms = []
+    else:
+        forms = [f for f in (kv_form(ft, tok), line_form(ft, tok)) if f]
+        lines, idx = [tok.line], 0
+    for lines_, idx_ in forms:
+        if not verify or tok.det.verified("\n".join(lines_), tok.secret) is not False:
+            return ft, lines_, idx_
+    return "raw", lines, idx
+
+
+def kv_form(ft, tok):
+    name, sec = tok.name, tok.secret
+    if not name:
+        return None
+    if ft in ("c", "py", "sh", "Dockerfile") and not c_ident(name):
+        return None
     if ft == "c":
-        if c_ident(name):
-            return ["", "static const char *%s = \"%s\";" % (name, sec), ""], 1
-        return ["/*", " * " + line.replace("*/", "* /"), " */"], 1
+        return ["", "static const char *%s = \"%s\";" % (name, sec), ""], 1
     if ft == "py":
-        if c_ident(name):
-            return ["%s = \"%s\"" % (name, sec)], 0
+        return ["%s = \"%s\"" % (name, sec)], 0
+    if ft == "yaml":
+        return ["deploy:", "  env:", "    %s: %s" % (name, sec)], 2
+    if ft == "json":
+        return ["  \"%s\": \"%s\"," % (name, sec)], 0
+    if ft == "sh":
+        return ["export %s=\"%s\"" % (name, sec)], 0
+    if ft == "Makefile":
+        return (["%s := %s" % (name, sec)], 0) if re.fullmatch(r"[\w.-]+", name) else None
+    if ft in ("env", "properties"):
+        return ["%s=%s" % (name, sec)], 0
+    if ft == "Dockerfile":
+        return ["ENV %s=%s" % (name, sec)], 0
+    if ft == "xml":
+        return (["  <entry key=\"%s\">%s</entry>" % (name, sec)], 0) if tok.self_ident else None
+    if ft == "k8s":
+        return (["stringData:", "  %s: %s" % (name, sec)], 1) \
+            if re.fullmatch(r"[\w.-]+", name) else None
+    return None
+
+
+def line_form(ft, tok):
+    line = tok.line
+    if ft == "c":
+        return ["/*", " * " + line.replace("*/", "* /"), " */"], 1
+    if ft in ("py", "sh", "Makefile", "properties", "Dockerfile"):
         return ["# " + line], 0
     if ft == "yaml":
-        if name:
-            return ["deploy:", "  env:", "    %s: %s" % (name, sec)], 2
         return ["deploy:", "  script: |", "    " + line], 2
     if ft == "json":
-        if name:
-            return ["  \"%s\": \"%s\"," % (name, sec)], 0
         return ["  \"command\": \"%s\"," % q_json(line)], 0
-    if ft == "sh":
-        if c_ident(name):
-            return ["export %s=\"%s\"" % (name, sec)], 0
-        return ["# " + line], 0
-    if ft == "Makefile":
-        if name and re.fullmatch(r"[\w.-]+", name):
-            return ["%s := %s" % (name, sec)], 0
-        return ["# " + line], 0
     if ft == "env":
-        if name:
-            return ["%s=%s" % (name, sec)], 0
         return [line], 0
-    if ft == "properties":
-        if name:
-            return ["%s=%s" % (name, sec)], 0
-        return ["# " + line], 0
-    if ft == "Dockerfile":
-        if c_ident(name):
-            return ["ENV %s=%s" % (name, sec)], 0
-        return ["# " + line], 0
     if ft == "xml":
-        if name and tok.self_ident:
-            return ["  <entry key=\"%s\">%s</entry>" % (name, sec)], 0
         return ["  <!-- %s -->" % line.replace("--", "- -")], 0
     if ft == "k8s":
-        key = name if name and re.fullmatch(r"[\w.-]+", name) else "config.env"
-        val = sec if name else json.dumps(line)
-        return ["stringData:", "  %s: %s" % (key, val)], 1
-    raise ValueError(ft)
+        return ["stringData:", "  config.env: %s" % json.dumps(line)], 1
+    return None
 
 
 NEUTRAL_KEYS = ["payload", "blob", "data", "config", "bundle", "settings", "state"]
@@ -464,6 +498,7 @@ NEW_NAMES = {"env": [".env", "deploy.env", ".env.production"],
              "xml": ["settings.xml", "app.config.xml"],
              "k8s": ["secret.yaml", "app-secret.yaml"],
              "dockerconfigjson": [".dockerconfigjson"],
+             "raw": ["credentials", "secrets.txt", "service.conf"],
              # when the tree has no unused file of the kind left
              "c": ["keys.c"], "py": ["settings.py", "deploy.py"], "yaml": ["values.yaml", "ci.yaml"],
              "json": ["config.json", "credentials.json"], "sh": ["deploy.sh"],
@@ -576,24 +611,37 @@ def shaped(tok, fill):
 def decoy_value(rnd, tok, kind):
     s = tok.secret
     if kind == "example":
+        # a documentation-style sample: random-looking, ending in EXAMPLE
+        # over the last stretch of free characters ("...NN7EXAMPLE")
         mask = fixed_mask(tok.det, s)
-        free = [i for i, m in enumerate(mask) if not m and s[i].isalpha()]
-        if len(free) < 7:
+        end = len(s)
+        while end > 0 and mask[end - 1]:
+            end -= 1
+        start = end
+        while start > 0 and not mask[start - 1] and s[start - 1].isalnum():
+            start -= 1
+        if end - start < 7:
             return None
-        word = "EXAMPLE" if s[free[-1]].isupper() or not s[free[-1]].islower() else "example"
-        out = list(s)
-        for w, i in zip(word, free[-7:]):
-            out[i] = w
-        return "".join(out)
+        word = "example" if any(c.islower() for c in s[start:end]) and \
+            not any(c.isupper() for c in s[start:end]) else "EXAMPLE"
+        return s[:end - 7] + word + s[end:]
     if kind == "xxxx":
         return shaped(tok, lambda i, c: "0" if c.isdigit() else ("X" if c.isupper() else "x"))
+    free = "".join(c for c, m in zip(s, fixed_mask(tok.det, s)) if not m and c.isalnum())
     if kind == "repeated":
-        ch = {"d": rnd.choice("0123456789"), "u": rnd.choice("ABCDEF"), "l": rnd.choice("abcdef")}
-        return shaped(tok, lambda i, c: ch["d"] if c.isdigit() else ch["u"] if c.isupper() else ch["l"])
+        pool = [c for c in free if c.islower()] or [c for c in free if c.isupper()] or list(free)
+        ch = rnd.choice(pool) if pool else "a"
+        return shaped(tok, lambda i, c: ch)
     if kind == "sequential":
-        return shaped(tok, lambda i, c: "0123456789"[i % 10] if c.isdigit() else
-                      ("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i % 26] if c.isupper()
-                       else "abcdefghijklmnopqrstuvwxyz"[i % 26]))
+        lo = any(c.islower() for c in free)
+        up = any(c.isupper() for c in free)
+        seq = string.digits + (string.ascii_lowercase if lo or not up else "") + \
+            (string.ascii_uppercase if up else "")
+        if all(c in "0123456789abcdef" for c in free):
+            seq = "0123456789abcdef"
+        k = iter(range(10**6))
+        start = 1
+        return shaped(tok, lambda i, c: seq[(next(k) + start) % len(seq)])
     if kind == "your-key":
         return "<your-%s-key>" % tok.det.service.lower().replace(" ", "-")
     if kind == "env-ref":
@@ -704,8 +752,7 @@ def plant(tree_root, seed, manifest_path, detectors_dir, encoded_share=0.45, dec
         if tok is None:
             continue
         unverified += not tok.verified
-        ft = rnd.choice(PLAIN_TYPES)
-        lines, idx = plain_lines(ft, tok, rnd)
+        ft, lines, idx = plain_lines(rnd.choice(PLAIN_TYPES), tok, rnd)
         path, line = tree.place(ft, lines, idx)
         record(path, line, tok, "secret", "plain", ft)
 
@@ -766,8 +813,7 @@ def plant(tree_root, seed, manifest_path, detectors_dir, encoded_share=0.45, dec
                 continue
             dtok = Token(det, tok.pre, val, tok.post, True)
             dtok.name = tok.name
-            ft = rnd.choice(PLAIN_TYPES)
-            lines, idx = plain_lines(ft, dtok, rnd)
+            ft, lines, idx = plain_lines(rnd.choice(PLAIN_TYPES), dtok, rnd, verify=False)
             path, line = tree.place(ft, lines, idx)
             record(path, line, tok, "decoy", "plain", ft, kind, val)
 

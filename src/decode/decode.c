@@ -856,18 +856,25 @@ static void scan_runs(finder *f, const run_pass *rp)
     }
 }
 
-/* Percent-encoding: a run of URI characters with two valid escapes. */
+/* Percent-encoding: a run of URI characters with two valid escapes, or
+ * with one that encodes '=' or ':' in a run long enough to hold a secret:
+ * a form-encoded "API_KEY%3D<token>" has one escape only, and it is the
+ * assignment that context-anchored detectors need to see.  A lone %20 in
+ * a URL still decodes to nothing new, so it is still not enough. */
 static size_t url_escape(const uint8_t *p, size_t n, size_t counts[3])
 {
     size_t k = percent_escape(p, n);
     counts[0] += k != 0;
+    counts[1] += k == 0;
+    if (k && p[1] == '3' && (p[2] == 'D' || p[2] == 'd' || p[2] == 'A' || p[2] == 'a'))
+        counts[2]++;
     return k;
 }
 static int url_delim(uint8_t c) { return !is_urlish(c); }
 static int url_enough(const size_t counts[3], const char **kind)
 {
     (void)kind;
-    return counts[0] >= MIN_ESCAPES;
+    return counts[0] >= MIN_ESCAPES || (counts[2] >= 1 && counts[1] >= B64_MIN_CHARS);
 }
 
 /* Backslash escapes: a run is what lies between unescaped double quotes or
