@@ -132,6 +132,17 @@ endif
 bench: all
 	@sh bench/run.sh $(BUILD)
 
+# History scanning (bench/README.md): builds a repository of 100k commits
+# once under bench/corpus/, then times keyhog's git reader against git's own.
+# BENCH_GIT_ARGS="--commits 5000" for a quick look.
+.PHONY: bench-git
+bench-git: all $(BUILD)/bench/git_history_enum
+	python3 bench/git_history.py $(BUILD) $(BENCH_GIT_ARGS)
+
+$(BUILD)/bench/git_history_enum: bench/git_history_enum.c $(BUILD)/libkeyhog.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libkeyhog.a $(LDLIBS)
+
 format:
 	clang-format -i include/*.h src/*/*.[ch] tests/*/*.c tools/*.c
 
