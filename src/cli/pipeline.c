@@ -9,6 +9,7 @@
  * shared on the hot path but the queue lock.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,9 @@ typedef struct worker {
     uint8_t *buf;
     size_t cap;
     findings_vec found;
-    uint64_t files, bytes, suppressed;
+    /* Written by this worker only, read by the progress thread. */
+    _Atomic uint64_t files, bytes, shown;
+    uint64_t suppressed;
     /* the item being scanned, for the finding callback */
     const work_item *item;
     const uint8_t *data;
@@ -70,6 +73,14 @@ struct pipeline {
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+/* One writer: a relaxed load and store, which compile to a plain add,
+ * rather than a locked read-modify-write. */
+static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
 }
 
 static void item_free(work_item *it)
@@ -100,6 +111,9 @@ static int on_finding(const kh_finding *f, void *ctx)
         w->suppressed++;
         return 0;
     }
+    if (f->confidence >= w->p->cfg.min_confidence &&
+        (int)f->detector->severity >= w->p->cfg.min_severity)
+        counter_add(&w->shown, 1);
     findings_vec *v = &w->found;
     if (v->count == v->cap) {
         size_t n = v->cap ? v->cap * 2 : 16;
@@ -169,8 +183,8 @@ static void scan_bytes(worker *w, const work_item *it, const uint8_t *data, size
     pipeline *p = w->p;
     if (sources_is_binary(data, len))
         return;
-    w->files++;
-    w->bytes += len;
+    counter_add(&w->files, 1);
+    counter_add(&w->bytes, len);
     w->item = it;
     w->data = data;
     w->len = len;
@@ -325,8 +339,8 @@ static void batch_add(worker *w, work_item *it)
         free(buf);
         return;
     }
-    w->files++;
-    w->bytes += len;
+    counter_add(&w->files, 1);
+    counter_add(&w->bytes, len);
     b->items[b->n] = *it;
     memset(it, 0, sizeof *it);
     b->bufs[b->n] = buf;
@@ -454,8 +468,23 @@ void pipeline_skip(const char *path, const char *reason, void *ctx)
     pthread_mutex_lock(&p->mu);
     p->skipped++;
     if (!p->cfg.quiet)
-        fprintf(stderr, "keyhog: %s: skipped: %s\n", path, reason);
+        fprintf(stderr, "%skeyhog: %s: skipped: %s\n", p->cfg.progress ? "\r\033[K" : "",
+                path, reason);
     pthread_mutex_unlock(&p->mu);
+}
+
+void pipeline_totals(pipeline *p, uint64_t *files, uint64_t *bytes, uint64_t *findings)
+{
+    uint64_t f = 0, b = 0, n = 0;
+    for (int i = 0; i < p->nworkers; i++) {
+        worker *w = &p->workers[i];
+        f += atomic_load_explicit(&w->files, memory_order_relaxed);
+        b += atomic_load_explicit(&w->bytes, memory_order_relaxed);
+        n += atomic_load_explicit(&w->shown, memory_order_relaxed);
+    }
+    *files = f;
+    *bytes = b;
+    *findings = n;
 }
 
 void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
@@ -483,8 +512,8 @@ void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
         } else {
             findings_vec_free(&w->found);
         }
-        stats->files_scanned += w->files;
-        stats->bytes_scanned += w->bytes;
+        stats->files_scanned += atomic_load(&w->files);
+        stats->bytes_scanned += atomic_load(&w->bytes);
         stats->suppressed += w->suppressed;
         kh_scratch_free(w->scratch);
         free(w->buf);

@@ -25,6 +25,12 @@ typedef struct scan_config {
      * kh_scan_batch; batches under gpu_min_batch bytes stay on the CPU. */
     kh_gpu *gpu;
     size_t gpu_min_batch;
+    /* Progress only: findings at or above these count toward the running
+     * total the progress line shows (the final filter is in scan.c). */
+    double min_confidence;
+    int min_severity;
+    /* A progress line may be on stderr: skip messages first clear it. */
+    int progress;
 } scan_config;
 
 typedef struct work_item work_item;
@@ -51,5 +57,18 @@ void pipeline_skip(const char *path, const char *reason, void *pipeline);
 void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats);
 
 void findings_vec_free(findings_vec *v);
+
+/* Totals so far for the progress line: files and bytes scanned, findings
+ * counted as scan_config says.  Safe from any thread while the workers run:
+ * each worker's counters have one writer and are read with relaxed atomic
+ * loads, so the hot path takes no lock and no locked instruction. */
+void pipeline_totals(pipeline *p, uint64_t *files, uint64_t *bytes, uint64_t *findings);
+
+/* The progress line (progress.c): after delay_ms of scanning, when stderr
+ * is a terminal, "\r"-repainted about four times a second.  NULL when it is
+ * not to be shown.  progress_stop clears the line and joins the thread. */
+typedef struct progress progress;
+progress *progress_start(pipeline *p, long delay_ms);
+void progress_stop(progress *pr);
 
 #endif

@@ -73,6 +73,9 @@ static const char scan_usage[] =
     "      --no-cache          do not read or write the compiled-detector cache\n"
     "      --backend B         auto (default: the GPU where keyhog calibrate found it\n"
     "                          faster, else the CPU), cpu or gpu\n"
+    "      --shard K/N         scan only part K of N (1 <= K <= N): files by a hash of\n"
+    "                          their path under PATH, git blobs by id, stdin in part 1;\n"
+    "                          N runs' JSONL concatenate into the whole scan\n"
     "\n"
     "exit status: 0 no findings, 1 findings, 2 usage, configuration or fatal error\n"
     "(or a skipped input with --fail-on-skip), 130 interrupted by Ctrl-C, 143 by SIGTERM\n";
@@ -118,6 +121,7 @@ enum {
     OPT_STAGED,
     OPT_NO_ARCHIVES,
     OPT_MAX_ARCHIVE_SIZE,
+    OPT_SHARD,
 };
 
 static const struct option scan_options[] = {
@@ -159,6 +163,7 @@ static const struct option scan_options[] = {
     {"verify-ca-bundle", required_argument, 0, OPT_VERIFY_CA_BUNDLE},
     {"backend", required_argument, 0, OPT_BACKEND},
     {"fail-on-skip", no_argument, 0, OPT_FAIL_ON_SKIP},
+    {"shard", required_argument, 0, OPT_SHARD},
     {0, 0, 0, 0},
 };
 
@@ -192,7 +197,27 @@ typedef struct scan_args {
     verify_opts verify_opts;
     const char *backend; /* "auto", "cpu" or "gpu" */
     int fail_on_skip;
+    sources_shard shard; /* --shard K/N; count 0 = the whole input */
 } scan_args;
+
+/* "K/N" with 1 <= K <= N -> shard (index K - 1); -1 if malformed. */
+static int parse_shard(const char *s, sources_shard *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long k = strtoul(s, &end, 10);
+    if (end == s || *end != '/' || s[0] == '-' || s[0] == '+' || errno)
+        return -1;
+    const char *n_text = end + 1;
+    unsigned long n = strtoul(n_text, &end, 10);
+    if (end == n_text || *end || n_text[0] == '-' || n_text[0] == '+' || errno)
+        return -1;
+    if (k < 1 || n < 1 || k > n || n > 1000000)
+        return -1;
+    out->index = (uint32_t)(k - 1);
+    out->count = (uint32_t)n;
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, scan_args *a)
 {
@@ -351,6 +376,13 @@ static int parse_args(int argc, char **argv, scan_args *a)
             a->backend = optarg;
             break;
         case OPT_FAIL_ON_SKIP: a->fail_on_skip = 1; break;
+        case OPT_SHARD:
+            if (parse_shard(optarg, &a->shard)) {
+                cli_error("--shard: expected K/N with 1 <= K <= N <= 1000000, got '%s'",
+                          optarg);
+                return -1;
+            }
+            break;
         default:
             fputs("try: keyhog scan --help\n", stderr);
             return -1;
@@ -658,6 +690,9 @@ static int scan_main(int argc, char **argv, int baseline_create)
                                                                       : a.walk.max_file_size,
         .no_archives = a.no_archives,
         .quiet = a.quiet,
+        .min_confidence = a.min_confidence,
+        .min_severity = a.min_severity,
+        .progress = !a.quiet && isatty(2),
     };
     cli_interrupt_install();
     /* The GPU finds keyword windows, the CPU confirms them: output is the
@@ -685,9 +720,13 @@ static int scan_main(int argc, char **argv, int baseline_create)
         kh_gpu_close(gpu);
         goto out;
     }
+    /* Scans that outlast a second show a progress line on a terminal. */
+    progress *prog = cfg.progress ? progress_start(p, 1000) : NULL;
     int fatal = 0;
     for (int i = 0; i < npaths && !cli_interrupted(); i++) {
         if (!strcmp(paths[i], "-")) {
+            if (a.shard.index != 0) /* standard input is part 1's; the others leave it */
+                continue;
             if (scan_stdin(p, a.stdin_name, a.walk.max_file_size) != 0)
                 fatal = 1;
             continue;
@@ -699,6 +738,7 @@ static int scan_main(int argc, char **argv, int baseline_create)
             git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)0);
             git_scan_opts go = a.git_opts;
             go.max_blob_size = a.walk.max_file_size;
+            go.shard = a.shard;
             sources_git(paths[i], &go, pipeline_emit, pipeline_skip, p);
             continue;
         }
@@ -707,10 +747,13 @@ static int scan_main(int argc, char **argv, int baseline_create)
              * workers like any archive. */
             archive_opts ao = {.max_member_size = a.walk.max_file_size};
             image_opts io = {.max_file_size = a.walk.max_file_size, .archives = &ao};
-            sources_image(paths[i], &io, pipeline_emit, pipeline_skip, p);
+            /* One unit, like an image tarball: the shard of its path. */
+            if (sources_shard_owns(&a.shard, paths[i], strlen(paths[i])))
+                sources_image(paths[i], &io, pipeline_emit, pipeline_skip, p);
             continue;
         }
         walk_opts wo = a.walk;
+        wo.shard = a.shard;
         if (!a.no_archives && cfg.max_archive_size > wo.max_file_size)
             wo.max_file_size = cfg.max_archive_size; /* workers apply the file limit */
         sources_walk(paths[i], &wo, pipeline_emit, pipeline_skip, p);
@@ -718,6 +761,7 @@ static int scan_main(int argc, char **argv, int baseline_create)
     findings_vec found = {0};
     report_stats stats = {0};
     pipeline_finish(p, &found, &stats);
+    progress_stop(prog);
     kh_gpu_close(gpu);
     qsort(found.items, found.count, sizeof *found.items, cmp_finding);
     if (a.dedupe || baseline_create)

@@ -156,6 +156,7 @@ static void git_emit_blob(git_scan *g, const git_oid *oid, const char *path)
         return;
     }
     if (added == 0) return;
+    if (!sources_shard_owns(&g->opts->shard, oid->id, GIT_OID_RAWSZ)) return; /* --shard */
 
     /* The header costs a walk down the delta chain (about a tenth of the
      * whole scan), so it is read only when there is a limit to check. */

@@ -29,10 +29,38 @@ typedef int (*source_emit_fn)(const source_item *item, void *ctx);
  * "symlink loop", "larger than --max-file-size (32 MiB)"). */
 typedef void (*source_skip_fn)(const char *path, const char *reason, void *ctx);
 
+/* --shard K/N: which part of an input this run owns.  Every file belongs
+ * to exactly one of N shards, picked from a hash of a stable key (a file's
+ * path relative to the scan root, a git blob's id), never from walk order
+ * or addresses, so N runs with the same options split the input without
+ * overlap or gap.  count 0 = no sharding. */
+typedef struct sources_shard {
+    uint32_t index; /* 0-based: --shard K/N gives K - 1 */
+    uint32_t count;
+} sources_shard;
+
+/* True when `key` belongs to this run: FNV-1a 64 of the bytes, then the
+ * MurmurHash3 finaliser (FNV's low bits alone split poorly), modulo count. */
+static inline int sources_shard_owns(const sources_shard *s, const void *key, size_t len)
+{
+    if (!s || s->count < 2) return 1;
+    const unsigned char *p = key;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h % s->count == s->index;
+}
+
 typedef struct walk_opts {
     int follow_symlinks;     /* --follow */
     int no_ignore;           /* --no-ignore: do not read .gitignore files */
     uint64_t max_file_size;  /* bytes; 0 = no limit */
+    sources_shard shard;     /* by the path relative to root; a root that is
+                              * a file by its path as given */
 } walk_opts;
 
 /* Walks `root` (a file or a directory) depth-first in sorted order, skipping
@@ -79,6 +107,7 @@ typedef struct git_scan_opts {
     int staged;             /* scan only the index entries that differ from
                              * HEAD (what `git commit` would record) */
     uint64_t max_blob_size; /* bytes; 0 = no limit */
+    sources_shard shard;    /* by blob id: a blob is read only by its shard */
 } git_scan_opts;
 
 /* Walks history oldest first and emits every distinct blob once, from the

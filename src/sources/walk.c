@@ -360,6 +360,8 @@ static int walk_dir(walker *w, const char *open_path, int nofollow, int via_link
 /* Returns -1 when the file cannot be read (reported). */
 static int walk_file(walker *w, const struct stat *st)
 {
+    /* Another shard's file: not even its skip reasons are ours. */
+    if (!sources_shard_owns(&w->opts->shard, w->path + w->rel, w->len - w->rel)) return 0;
     uint64_t max = w->opts->max_file_size;
     if (max != 0 && (uint64_t)st->st_size > max) {
         char reason[96];
