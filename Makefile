@@ -39,7 +39,7 @@ NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -Werror all-w
              -gencode arch=compute_90,code=[sm_90,compute_90]
 GPU_LIB   := $(if $(NVCC),$(BUILD)/libkeyhog_gpu.so)
 
-.PHONY: all deps test unit cli-test scan bench clean asan fuzz fuzz-build format gpu
+.PHONY: all deps test unit cli-test scan bench eval clean asan fuzz fuzz-build format gpu
 
 all: $(DEPS_STAMP) $(BUILD)/keyhog $(BUILD)/libkeyhog.a $(GPU_LIB)
 
@@ -131,6 +131,12 @@ endif
 
 bench: all
 	@sh bench/run.sh $(BUILD)
+
+# Accuracy on the Linux source with planted secrets and decoys, three seeds:
+# recall by service and encoding, decoys reported, background findings
+# (docs/eval.md); the table is also written to eval/results/<commit>.json.
+eval: all
+	@sh eval/run.sh $(BUILD)
 
 # History scanning (bench/README.md): builds a repository of 100k commits
 # once under bench/corpus/, then times keyhog's git reader against git's own.

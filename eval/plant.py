@@ -294,6 +294,19 @@ class Token:
         self.name = kv_name(pre, post)
 
 
+PEM_BODY_RE = re.compile(r"(-----BEGIN [A-Z0-9 ]+-----)(.*?)(-----END )", re.S)
+
+
+def fresh_pem(rnd, text):
+    def body(m):
+        b = m.group(2)
+        keep = [not c.isalnum() or (k > 0 and b[k - 1] == "\\") for k, c in enumerate(b)]
+        for k in range(min(len(b), 12)):  # the DER header ("\nMIIEvQIBADAN")
+            keep[k] = True
+        return m.group(1) + mutate(rnd, b, keep) + m.group(3)
+    return PEM_BODY_RE.sub(body, text)
+
+
 JWT_RE = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")
 
 
@@ -314,6 +327,9 @@ def fresh_token(rnd, det, tries=40):
         v = det.verified(pre + s + post, s)
         if v is False:
             continue
+        # A key block in the example's context (a service-account JSON
+        # around its key id) is made fresh too: no example text is planted.
+        pre, post = fresh_pem(rnd, pre), fresh_pem(rnd, post)
         return Token(det, pre, s, post, v is True)
     return None
 
