@@ -39,7 +39,7 @@ NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -Werror all-w
              -gencode arch=compute_90,code=[sm_90,compute_90]
 GPU_LIB   := $(if $(NVCC),$(BUILD)/libkeyhog_gpu.so)
 
-.PHONY: all deps test unit cli-test scan bench eval clean asan fuzz fuzz-build format gpu
+.PHONY: all deps test unit cli-test scan bench eval clean asan fuzz fuzz-build format gpu bench-gpu
 
 all: $(DEPS_STAMP) $(BUILD)/keyhog $(BUILD)/libkeyhog.a $(GPU_LIB)
 
@@ -122,12 +122,25 @@ $(BUILD)/keyhog_gpu_bench: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DKH_GPU_BENCH -Iinclude -Isrc $< -o $@
 
+$(BUILD)/gpu_bench: bench/gpu_bench.c $(BUILD)/libkeyhog.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libkeyhog.a $(LDLIBS)
+
 ifneq ($(NVCC),)
-gpu: $(GPU_LIB) $(BUILD)/keyhog_gpu_bench
+gpu: $(GPU_LIB) $(BUILD)/keyhog_gpu_bench $(BUILD)/gpu_bench
 else
-gpu:
+gpu: $(BUILD)/gpu_bench
 	@echo "nvcc not found: the GPU backend is not built (the CPU path needs nothing)"
 endif
+
+# `make bench-gpu` (docs/gpu.md): device numbers (kernel alone, copy,
+# persistent against per-batch on 10,000 4 KiB chunks), then end to end
+# from host memory, CPU against GPU with a parity check, on BENCH_GPU_CORPUS
+# repeated BENCH_GPU_REPEAT times in RAM.
+BENCH_GPU_CORPUS ?= bench/corpus/linux-source-6.1
+BENCH_GPU_REPEAT ?= 4
+bench-gpu: all gpu
+	@sh bench/gpu_run.sh $(BUILD) $(BENCH_GPU_CORPUS) $(BENCH_GPU_REPEAT)
 
 bench: all
 	@sh bench/run.sh $(BUILD)

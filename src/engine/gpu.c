@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -37,6 +38,15 @@ typedef struct gpu_device {
     atomic_int alive;
 } gpu_device;
 
+/* A caller's packing buffer (pinned when the backend has host_alloc). */
+typedef struct gpu_pack {
+    uint8_t *bytes;
+    size_t cap;
+    uint64_t *starts;
+    size_t starts_cap;
+    struct gpu_pack *next;
+} gpu_pack;
+
 struct kh_gpu {
     const kh_engine *engine;
     gpu_api api;
@@ -48,7 +58,115 @@ struct kh_gpu {
     int quiet;
     pthread_mutex_t status_mu;
     char status[320];
+    /* Free packing buffers: a worker takes one per batch, so there are as
+     * many as batches in flight at once. */
+    pthread_mutex_t pack_mu;
+    gpu_pack *packs;
+    /* Where the time goes (gpu_stats_get). */
+    atomic_ullong st_batches, st_bytes, st_pack_ns, st_wait_ns, st_device_ns, st_confirm_ns,
+        st_hits, st_regions, st_region_bytes;
 };
+
+static uint64_t clock_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+void gpu_stats_get(const kh_gpu *g, gpu_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!g)
+        return;
+    out->batches = atomic_load(&g->st_batches);
+    out->bytes = atomic_load(&g->st_bytes);
+    out->pack_ns = atomic_load(&g->st_pack_ns);
+    out->wait_ns = atomic_load(&g->st_wait_ns);
+    out->device_ns = atomic_load(&g->st_device_ns);
+    out->confirm_ns = atomic_load(&g->st_confirm_ns);
+    out->hits = atomic_load(&g->st_hits);
+    out->regions = atomic_load(&g->st_regions);
+    out->region_bytes = atomic_load(&g->st_region_bytes);
+}
+
+static gpu_pack *pack_take(kh_gpu *g)
+{
+    pthread_mutex_lock(&g->pack_mu);
+    gpu_pack *p = g->packs;
+    if (p)
+        g->packs = p->next;
+    pthread_mutex_unlock(&g->pack_mu);
+    return p ? p : calloc(1, sizeof *p);
+}
+
+static void pack_give(kh_gpu *g, gpu_pack *p)
+{
+    pthread_mutex_lock(&g->pack_mu);
+    p->next = g->packs;
+    g->packs = p;
+    pthread_mutex_unlock(&g->pack_mu);
+}
+
+static void pack_free(const kh_gpu *g, gpu_pack *p)
+{
+    if (g->api.host_alloc && g->api.host_free)
+        g->api.host_free(p->bytes);
+    else
+        free(p->bytes);
+    free(p->starts);
+    free(p);
+}
+
+/* Packs the chunks back to back, a NUL after each and GPU_PACK_PAD zero
+ * bytes at the end, into p (grown as needed).  Returns 0 or KH_ENOMEM. */
+static int pack_batch(const kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += chunks[i].len + 1;
+    size_t need = (size_t)total + GPU_PACK_PAD;
+    if (need > p->cap) {
+        size_t cap = p->cap ? p->cap : (1u << 20);
+        while (cap < need)
+            cap *= 2;
+        void *b = NULL;
+        if (g->api.host_alloc && g->api.host_free) {
+            g->api.host_free(p->bytes);
+            p->bytes = NULL;
+            p->cap = 0;
+            if (g->api.host_alloc(cap, &b) != 0)
+                b = NULL;
+        } else {
+            free(p->bytes);
+            p->bytes = NULL;
+            p->cap = 0;
+            b = malloc(cap);
+        }
+        if (!b)
+            return KH_ENOMEM;
+        p->bytes = b;
+        p->cap = cap;
+    }
+    if (n + 1 > p->starts_cap) {
+        uint64_t *st = realloc(p->starts, (n + 1) * sizeof *st);
+        if (!st)
+            return KH_ENOMEM;
+        p->starts = st;
+        p->starts_cap = n + 1;
+    }
+    uint64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        p->starts[i] = at;
+        if (chunks[i].len)
+            memcpy(p->bytes + at, chunks[i].data, chunks[i].len);
+        at += chunks[i].len;
+        p->bytes[at++] = 0;
+    }
+    p->starts[n] = at;
+    memset(p->bytes + at, 0, GPU_PACK_PAD);
+    return KH_OK;
+}
 
 static void set_error(kh_error *err, int code, const char *fmt, const char *a, const char *b)
 {
@@ -186,6 +304,7 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
     g->api = *api;
     g->quiet = opts ? opts->quiet : 0;
     pthread_mutex_init(&g->status_mu, NULL);
+    pthread_mutex_init(&g->pack_mu, NULL);
     char msg[256] = "no device";
     int count = 0;
     if (api->device_count(&count, msg, sizeof msg) != 0 || count <= 0) {
@@ -228,6 +347,7 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
     return KH_OK;
 fail:
     pthread_mutex_destroy(&g->status_mu);
+    pthread_mutex_destroy(&g->pack_mu);
     free(kw);
     free(g);
     return err ? err->code : KH_EUNSUPPORTED;
@@ -275,6 +395,12 @@ void kh_gpu_close(kh_gpu *g)
         pthread_mutex_destroy(&g->devices[i].mu);
     }
     pthread_mutex_destroy(&g->status_mu);
+    while (g->packs) {
+        gpu_pack *p = g->packs;
+        g->packs = p->next;
+        pack_free(g, p);
+    }
+    pthread_mutex_destroy(&g->pack_mu);
     /* libcudart registers exit handlers: unloading it before exit can run
      * them on freed code, so the library stays mapped (dlclose is skipped). */
     free(g);
@@ -315,27 +441,48 @@ static int scan_batch_cpu(const kh_engine *e, kh_scratch *s, const kh_chunk *chu
     return KH_OK;
 }
 
-/* Submits under one device's lock and copies the hits out, so the lock is
- * held only while the device works, never while the CPU confirms. */
+/* Packs the batch on the calling thread (into pinned memory, outside any
+ * lock, so workers pack in parallel), then submits under one device's lock
+ * and copies the hits out: the lock is held only while the device works,
+ * never while the CPU packs or confirms. */
 static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit **hits,
                             size_t *nhits)
 {
-    const uint8_t **data = malloc((n + 1) * sizeof *data);
-    size_t *len = malloc((n + 1) * sizeof *len);
-    if (!data || !len) {
-        free(data);
-        free(len);
-        return KH_ENOMEM;
+    const uint8_t **data = NULL;
+    size_t *len = NULL;
+    gpu_pack *pk = NULL;
+    uint64_t t0 = clock_ns();
+    if (g->api.session_submit_packed) {
+        pk = pack_take(g);
+        if (!pk)
+            return KH_ENOMEM;
+        if (pack_batch(g, pk, chunks, n) != KH_OK) {
+            pack_give(g, pk);
+            return KH_ENOMEM;
+        }
+    } else {
+        data = malloc((n + 1) * sizeof *data);
+        len = malloc((n + 1) * sizeof *len);
+        if (!data || !len) {
+            free(data);
+            free(len);
+            return KH_ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+            data[i] = chunks[i].data;
+            len[i] = chunks[i].len;
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        data[i] = chunks[i].data;
-        len[i] = chunks[i].len;
-    }
+    uint64_t t1 = clock_ns();
+    atomic_fetch_add(&g->st_pack_ns, t1 - t0);
     int rc = KH_EUNSUPPORTED;
     unsigned start = atomic_fetch_add(&g->next, 1);
     for (int tries = 0; tries < g->ndevices && rc == KH_EUNSUPPORTED; tries++) {
         gpu_device *d = &g->devices[(start + (unsigned)tries) % (unsigned)g->ndevices];
+        uint64_t w0 = clock_ns();
         pthread_mutex_lock(&d->mu);
+        uint64_t w1 = clock_ns();
+        atomic_fetch_add(&g->st_wait_ns, w1 - w0);
         if (!d->alive) {
             pthread_mutex_unlock(&d->mu);
             continue;
@@ -343,7 +490,11 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
         gpu_batch_result res = {0};
         char msg[256] = "batch failed";
         const char *mode_before = g->api.session_mode(d->session);
-        if (g->api.session_submit_batch(d->session, data, len, n, &res, msg, sizeof msg) != 0) {
+        int src = pk ? g->api.session_submit_packed(d->session, pk->bytes, pk->starts, n, &res,
+                                                    msg, sizeof msg)
+                     : g->api.session_submit_batch(d->session, data, len, n, &res, msg,
+                                                   sizeof msg);
+        if (src != 0) {
             d->alive = 0;
             pthread_mutex_unlock(&d->mu);
             int left = 0;
@@ -367,9 +518,12 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
         }
         int dropped = strcmp(mode_before, g->api.session_mode(d->session)) != 0;
         pthread_mutex_unlock(&d->mu);
+        atomic_fetch_add(&g->st_device_ns, clock_ns() - w1);
         if (dropped)
             gpu_update_status(g);
     }
+    if (pk)
+        pack_give(g, pk);
     free(data);
     free(len);
     return rc;
@@ -401,6 +555,7 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
     }
     int rc = KH_OK;
     size_t h = 0;
+    uint64_t c0 = clock_ns(), nregions = 0, region_bytes = 0, bytes = 0;
     for (size_t i = 0; i < n && rc == KH_OK; i++) {
         size_t m = 0;
         while (h < nhits && hits[h].chunk < i)
@@ -413,6 +568,10 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
         }
         size_t nr = engine_regions_from_hits(e, offsets, keywords, m, chunks[i].len, regions,
                                              m + 1);
+        nregions += nr;
+        for (size_t r = 0; r < nr; r++)
+            region_bytes += regions[r].end - regions[r].start;
+        bytes += chunks[i].len;
         bc.chunk = i;
         int crc = engine_scan_regions(e, s, &chunks[i], regions, nr, batch_trampoline, &bc);
         if (status)
@@ -420,6 +579,12 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
         if (crc == KH_ESTOPPED)
             rc = KH_ESTOPPED;
     }
+    atomic_fetch_add(&g->st_confirm_ns, clock_ns() - c0);
+    atomic_fetch_add(&g->st_batches, 1);
+    atomic_fetch_add(&g->st_bytes, bytes);
+    atomic_fetch_add(&g->st_hits, nhits);
+    atomic_fetch_add(&g->st_regions, nregions);
+    atomic_fetch_add(&g->st_region_bytes, region_bytes);
     free(offsets);
     free(keywords);
     free(regions);
@@ -559,6 +724,34 @@ static int ref_submit(gpu_session *s, const uint8_t *const *data, const size_t *
     return 0;
 }
 
+static int ref_submit_packed(gpu_session *s, const uint8_t *packed, const uint64_t *starts,
+                             size_t n, gpu_batch_result *res, char *msg, size_t cap)
+{
+    if (s->fail_launch) {
+        snprintf(msg, cap, "kernel launch failed (forced)");
+        return 1;
+    }
+    s->nhits = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* The packing contract: a NUL after each chunk, zeros after all. */
+        if (packed[starts[i + 1] - 1] != 0 || packed[starts[n]] != 0) {
+            snprintf(msg, cap, "badly packed batch");
+            return 1;
+        }
+        if (gpu_find_keywords_cpu((const char *const *)s->keywords, s->nkeywords,
+                                  packed + starts[i], (size_t)(starts[i + 1] - starts[i] - 1),
+                                  (uint32_t)i, &s->hits, &s->nhits, &s->cap) == (size_t)-1) {
+            snprintf(msg, cap, "out of memory");
+            return 1;
+        }
+    }
+    res->hits = s->hits;
+    res->nhits = s->nhits;
+    res->overflow = 0;
+    res->device_ms = 0;
+    return 0;
+}
+
 static const char *ref_mode(const gpu_session *s)
 {
     return s->persistent ? "persistent" : "launch";
@@ -570,6 +763,7 @@ static const gpu_api reference_api = {
     .device_name = ref_device_name,
     .session_open = ref_open,
     .session_submit_batch = ref_submit,
+    .session_submit_packed = ref_submit_packed,
     .session_mode = ref_mode,
     .session_close = ref_close,
 };

@@ -26,7 +26,11 @@ extern "C" {
 
 /* Bumped whenever a struct or signature below changes; the loader refuses a
  * library that reports another version. */
-#define GPU_ABI_VERSION 1
+#define GPU_ABI_VERSION 2
+
+/* A packed batch (session_submit_packed) ends with this many zero bytes
+ * after its last chunk's NUL: the kernel reads a little past the end. */
+#define GPU_PACK_PAD 128
 
 /* Longest keyword the device tables hold; longer ones (none today) make the
  * loader keep the CPU. */
@@ -71,6 +75,20 @@ typedef struct gpu_api {
     int (*session_submit_batch)(gpu_session *s, const uint8_t *const *data, const size_t *len,
                                 size_t nchunks, gpu_batch_result *res, char *msg,
                                 size_t msg_cap);
+    /* The same batch, already packed by the caller: chunk i is at
+     * packed[starts[i]], starts[i+1] - starts[i] - 1 bytes long, followed by
+     * a NUL; starts has nchunks + 1 entries, starts[nchunks] is the total,
+     * and GPU_PACK_PAD zero bytes follow it.  `packed` should come from
+     * host_alloc (pinned): the copy engine then reads it directly, so the
+     * packing (a memcpy per chunk) is done by each caller's own thread,
+     * outside any device lock. */
+    int (*session_submit_packed)(gpu_session *s, const uint8_t *packed, const uint64_t *starts,
+                                 size_t nchunks, gpu_batch_result *res, char *msg,
+                                 size_t msg_cap);
+    /* Page-locked host memory usable with every device (NULL, or 0 from
+     * host_free, where the backend has none: use malloc). */
+    int (*host_alloc)(size_t bytes, void **out);
+    void (*host_free)(void *p);
     /* "persistent" or "launch": which kernel mode serves batches now. */
     const char *(*session_mode)(const gpu_session *s);
     void (*session_close)(gpu_session *s);
@@ -91,6 +109,18 @@ typedef int (*gpu_get_api_fn)(gpu_api *api);
  * plain search.  Honours force_fail like the real backend ("launch" fails
  * every batch, "persistent" starts in launch mode, "open" fails open). */
 const gpu_api *gpu_reference_api(void);
+
+/* Counters of a kh_gpu since it was opened, summed over all threads:
+ * where a batch's time goes (bench/gpu_bench.c prints them). */
+typedef struct gpu_stats {
+    uint64_t batches, bytes;   /* batches confirmed on the GPU path, their bytes */
+    uint64_t pack_ns;          /* packing into (pinned) batch buffers */
+    uint64_t wait_ns;          /* waiting for a device's lock */
+    uint64_t device_ns;        /* holding it: copy, kernel, hit readback */
+    uint64_t confirm_ns;       /* CPU confirmation of the candidate regions */
+    uint64_t hits, regions, region_bytes;
+} gpu_stats;
+void gpu_stats_get(const kh_gpu *g, gpu_stats *out);
 
 /* kh_gpu_open with a given backend instead of the dlopened one (tests). */
 int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,

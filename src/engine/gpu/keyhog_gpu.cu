@@ -655,9 +655,12 @@ static void pack(const uint8_t *const *data, const size_t *len, size_t nchunks, 
     }
 }
 
-static int run_pieces(gpu_session *s, const uint8_t *const *data, const size_t *len,
-                      size_t nchunks, unsigned long long total, unsigned long long *nhits,
-                      char *msg, size_t cap)
+/* Copies and scans the batch piece by piece.  With `packed` (the caller's
+ * pinned, already packed batch) the copy engine reads it directly; without,
+ * each piece is first packed from data/len into staging memory. */
+static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t *const *data,
+                      const size_t *len, size_t nchunks, unsigned long long total,
+                      unsigned long long *nhits, char *msg, size_t cap)
 {
     int persistent = s->mode == MODE_PERSISTENT;
     sink out = {s->dhits, s->dcount, s->cap};
@@ -677,16 +680,27 @@ static int run_pieces(gpu_session *s, const uint8_t *const *data, const size_t *
         unsigned long long extra = total - a - valid;
         if (extra > (unsigned long long)s->maxkw)
             extra = (unsigned long long)s->maxkw;
-        /* Staging b is free once its previous copy has finished. */
-        TRY(cudaEventSynchronize(s->copied[b]), "copy");
-        pack(data, len, nchunks, &ci, &co, s->stage[b], (size_t)valid);
-        size_t sci = ci, sco = co;
-        pack(data, len, nchunks, &sci, &sco, s->stage[b] + valid, (size_t)extra);
-        memset(s->stage[b] + valid + extra, 0, PAD);
-        size_t bytes = (size_t)(valid + extra + PAD);
+        const unsigned char *src;
+        size_t bytes;
+        if (packed) {
+            /* Past the piece the batch's own bytes (or its zero pad) follow,
+             * which is what the kernel's over-read expects. */
+            src = packed + a;
+            bytes = (size_t)(valid + extra + PAD);
+            if (a + bytes > total + GPU_PACK_PAD)
+                bytes = (size_t)(total + GPU_PACK_PAD - a);
+        } else {
+            /* Staging b is free once its previous copy has finished. */
+            TRY(cudaEventSynchronize(s->copied[b]), "copy");
+            pack(data, len, nchunks, &ci, &co, s->stage[b], (size_t)valid);
+            size_t sci = ci, sco = co;
+            pack(data, len, nchunks, &sci, &sco, s->stage[b] + valid, (size_t)extra);
+            memset(s->stage[b] + valid + extra, 0, PAD);
+            src = s->stage[b];
+            bytes = (size_t)(valid + extra + PAD);
+        }
         if (!persistent) {
-            TRY(cudaMemcpyAsync(s->dbuf[b], s->stage[b], bytes, cudaMemcpyHostToDevice,
-                                s->copy[b]),
+            TRY(cudaMemcpyAsync(s->dbuf[b], src, bytes, cudaMemcpyHostToDevice, s->copy[b]),
                 "copy");
             TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
             launch_kernel<<<s->grid, THREADS, 0, s->copy[b]>>>(s->dbuf[b], a, valid, s->t, out);
@@ -694,8 +708,9 @@ static int run_pieces(gpu_session *s, const uint8_t *const *data, const size_t *
         } else {
             /* Buffer b was last read by piece k-2, which finished before
              * piece k-1 was issued. */
-            TRY(cudaMemcpyAsync(s->dbuf[b], s->stage[b], bytes, cudaMemcpyHostToDevice,
-                                s->copy[b]),
+            /* Buffer b must not be overwritten while piece k-2 still
+             * reads it: it finished before piece k-1 was issued. */
+            TRY(cudaMemcpyAsync(s->dbuf[b], src, bytes, cudaMemcpyHostToDevice, s->copy[b]),
                 "copy");
             TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
             TRY(cudaEventSynchronize(s->copied[b]), "copy");
@@ -744,33 +759,23 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-static int kh_session_submit(gpu_session *s, const uint8_t *const *data, const size_t *len,
-                             size_t nchunks, gpu_batch_result *res, char *msg, size_t cap)
+/* Runs a batch (packed by the caller, or packed here from data/len) and
+ * turns the device's hits into per-chunk hits; s->starts holds the chunk
+ * starts in the packed stream. */
+static int submit_common(gpu_session *s, const unsigned char *packed, const uint8_t *const *data,
+                         const size_t *len, size_t nchunks, gpu_batch_result *res, char *msg,
+                         size_t cap, double t0)
 {
-    double t0 = now_s();
-    memset(res, 0, sizeof *res);
-    if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
-        return 1;
-    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts) ||
-        grow((void **)&s->counts, &s->counts_cap, nchunks + 1, sizeof *s->counts)) {
-        snprintf(msg, cap, "out of memory");
-        return 1;
-    }
-    unsigned long long total = 0;
-    for (size_t i = 0; i < nchunks; i++) {
-        s->starts[i] = total;
-        total += len[i] + 1;
-    }
-    s->starts[nchunks] = total;
+    unsigned long long total = s->starts[nchunks];
     unsigned long long nhits = 0;
-    int rc = run_pieces(s, data, len, nchunks, total, &nhits, msg, cap);
+    int rc = run_pieces(s, packed, data, len, nchunks, total, &nhits, msg, cap);
     if (rc == 2) {
         /* The resident kernel failed this batch: drop it, redo the batch
          * with one launch per piece. */
         drop_line(s, msg);
         stop_persistent(s);
         s->mode = MODE_LAUNCH;
-        rc = run_pieces(s, data, len, nchunks, total, &nhits, msg, cap);
+        rc = run_pieces(s, packed, data, len, nchunks, total, &nhits, msg, cap);
     }
     if (rc)
         return 1;
@@ -816,6 +821,61 @@ static int kh_session_submit(gpu_session *s, const uint8_t *const *data, const s
     return 0;
 }
 
+static int kh_session_submit(gpu_session *s, const uint8_t *const *data, const size_t *len,
+                             size_t nchunks, gpu_batch_result *res, char *msg, size_t cap)
+{
+    double t0 = now_s();
+    memset(res, 0, sizeof *res);
+    if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
+        return 1;
+    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts) ||
+        grow((void **)&s->counts, &s->counts_cap, nchunks + 1, sizeof *s->counts)) {
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    unsigned long long total = 0;
+    for (size_t i = 0; i < nchunks; i++) {
+        s->starts[i] = total;
+        total += len[i] + 1;
+    }
+    s->starts[nchunks] = total;
+    return submit_common(s, NULL, data, len, nchunks, res, msg, cap, t0);
+}
+
+static int kh_session_submit_packed(gpu_session *s, const uint8_t *packed,
+                                    const uint64_t *starts, size_t nchunks,
+                                    gpu_batch_result *res, char *msg, size_t cap)
+{
+    double t0 = now_s();
+    memset(res, 0, sizeof *res);
+    if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
+        return 1;
+    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts) ||
+        grow((void **)&s->counts, &s->counts_cap, nchunks + 1, sizeof *s->counts)) {
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    memcpy(s->starts, starts, (nchunks + 1) * sizeof *s->starts);
+    return submit_common(s, packed, NULL, NULL, nchunks, res, msg, cap, t0);
+}
+
+static int kh_host_alloc(size_t bytes, void **out)
+{
+    *out = NULL;
+    if (cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocPortable) != cudaSuccess) {
+        (void)cudaGetLastError();
+        *out = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static void kh_host_free(void *p)
+{
+    if (p)
+        cudaFreeHost(p);
+}
+
 static const char *kh_session_mode(const gpu_session *s)
 {
     return s->mode == MODE_PERSISTENT ? "persistent" : "launch";
@@ -828,6 +888,9 @@ extern "C" __attribute__((visibility("default"))) int keyhog_gpu_get_api(gpu_api
     api->device_name = kh_device_name;
     api->session_open = kh_session_open;
     api->session_submit_batch = kh_session_submit;
+    api->session_submit_packed = kh_session_submit_packed;
+    api->host_alloc = kh_host_alloc;
+    api->host_free = kh_host_free;
     api->session_mode = kh_session_mode;
     api->session_close = kh_session_close;
     return 0;
@@ -896,8 +959,50 @@ int main(int argc, char **argv)
             hits += r.nhits;
         }
         double dt = now_s() - t0;
-        printf("mode=%s end-to-end (pack+copy+scan+hits) %.2f GB/s, %zu hits\n",
+        printf("mode=%s session, packed here (pack+copy+scan+hits) %.2f GB/s, %zu hits\n",
                kh_session_mode(s), (double)(nchunks / per * per << 20) / dt / 1e9, hits);
+        {
+            /* Packed by the caller into pinned memory, as kh_scan_batch
+             * does on its own thread: the device side alone. */
+            size_t bytes = (per << 20) + per + GPU_PACK_PAD;
+            unsigned char *packed = NULL;
+            uint64_t *st = (uint64_t *)malloc((per + 1) * sizeof *st);
+            if (kh_host_alloc(bytes, (void **)&packed) == 0 && st) {
+                for (size_t i = 0; i < per; i++) {
+                    st[i] = i * ((1u << 20) + 1);
+                    memcpy(packed + st[i], text + (i << 20) % (total - (1u << 20) + 1), 1u << 20);
+                    packed[st[i] + (1u << 20)] = 0;
+                }
+                st[per] = per * ((1u << 20) + 1);
+                memset(packed + st[per], 0, GPU_PACK_PAD);
+                kh_session_submit_packed(s, packed, st, per, &r, msg, sizeof msg);
+                int reps = 16;
+                t0 = now_s();
+                for (int i = 0; i < reps; i++)
+                    kh_session_submit_packed(s, packed, st, per, &r, msg, sizeof msg);
+                dt = now_s() - t0;
+                printf("mode=%s session, pre-packed pinned (copy+scan+hits) %.2f GB/s\n",
+                       kh_session_mode(s), (double)st[per] * reps / dt / 1e9);
+                /* Many small batches: 10,000 chunks of 4 KiB, one a batch. */
+                int small = 10000;
+                uint64_t st1[2] = {0, 4097};
+                t0 = now_s();
+                for (int i = 0; i < small; i++) {
+                    memcpy(packed, text + ((size_t)i * 4096) % (total - 4096), 4096);
+                    packed[4096] = 0;
+                    memset(packed + 4097, 0, GPU_PACK_PAD);
+                    if (kh_session_submit_packed(s, packed, st1, 1, &r, msg, sizeof msg)) {
+                        fprintf(stderr, "submit: %s\n", msg);
+                        break;
+                    }
+                }
+                dt = now_s() - t0;
+                printf("mode=%s 10000 batches of one 4 KiB chunk: %.1f us/batch, %.3f s\n",
+                       kh_session_mode(s), dt / small * 1e6, dt);
+            }
+            kh_host_free(packed);
+            free(st);
+        }
         if (!persistent) {
             /* Kernel alone on resident data. */
             cudaEvent_t e0, e1;

@@ -1,0 +1,324 @@
+/*
+ * gpu_bench.c - `make bench-gpu`: end-to-end throughput of the GPU backend
+ * against keyhog's own CPU path, from host memory, on one machine.
+ *
+ * The corpus (a directory tree, read once into RAM and optionally repeated
+ * so the GPU has enough to chew on) is cut into chunks, one per file, and
+ * gathered into batches the way the CLI's workers gather them (64 MiB or
+ * 4096 files).  Then, with T worker threads each holding its own scratch:
+ *
+ *   cpu  every chunk through kh_scan                    (keyhog -j T)
+ *   gpu  every batch through kh_scan_batch on the GPU    (--backend gpu)
+ *
+ * and prints GB/s of each, the ratio, and a digest of every finding (chunk,
+ * detector, offset, length, secret) that must be equal: the library-level
+ * parity check (the CLI's byte-identical JSONL is tests/cli/test_gpu.py).
+ * For the GPU it also prints where the time went (gpu_stats: packing,
+ * device lock, device, CPU confirmation) and how many regions the CPU had
+ * to confirm.  Device-only numbers (kernel alone, copy, persistent against
+ * per-batch) come from build/keyhog_gpu_bench.
+ *
+ * Usage: gpu_bench [-t THREADS] [-r REPEAT] [-b BATCH_MIB] [-m cpu|gpu|both]
+ *                  [--no-persistent] DIR...
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/gpu.h"
+#include "keyhog.h"
+
+#define BATCH_FILES 4096
+
+typedef struct corpus {
+    kh_chunk *chunks;
+    size_t n, cap;
+    size_t bytes;
+} corpus;
+
+typedef struct batch {
+    size_t first, count;
+} batch;
+
+typedef struct run_ctx {
+    const kh_engine *engine;
+    kh_gpu *gpu;
+    const corpus *c;
+    const batch *batches;
+    size_t nbatches;
+    atomic_size_t next;
+    uint64_t *chunk_digest; /* per chunk: sum of its findings' hashes */
+    atomic_size_t findings;
+    atomic_int failed;
+} run_ctx;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int add_file(corpus *c, const char *path, size_t size)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    uint8_t *buf = malloc(size ? size : 1);
+    size_t got = 0;
+    while (buf && got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!buf || got != size) {
+        free(buf);
+        return 0;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4096;
+        c->chunks = realloc(c->chunks, c->cap * sizeof *c->chunks);
+        if (!c->chunks)
+            return -1;
+    }
+    c->chunks[c->n++] = (kh_chunk){.data = buf, .len = size, .path = strdup(path)};
+    c->bytes += size;
+    return 0;
+}
+
+static int walk(corpus *c, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, ".git"))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            rc = walk(c, path);
+        else if (S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= (64 << 20))
+            rc = add_file(c, path, (size_t)st.st_size);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* FNV-1a, then mixed: findings are summed per chunk, so order is free. */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t finding_hash(const kh_finding *f)
+{
+    uint64_t h = 14695981039346656037ull;
+    h = hash_bytes(h, f->detector->id, strlen(f->detector->id));
+    h = hash_bytes(h, &f->offset, sizeof f->offset);
+    h = hash_bytes(h, &f->length, sizeof f->length);
+    h = hash_bytes(h, &f->line, sizeof f->line);
+    h = hash_bytes(h, f->secret, f->secret_len);
+    h = hash_bytes(h, &f->confidence, sizeof f->confidence);
+    for (size_t i = 0; i < f->companion_count; i++)
+        h = hash_bytes(h, f->companions[i].value, f->companions[i].value_len);
+    h ^= h >> 31;
+    return h * 0x9E3779B97F4A7C15ull;
+}
+
+typedef struct cb_ctx {
+    run_ctx *r;
+    size_t first; /* chunk index of the batch's chunk 0 */
+} cb_ctx;
+
+static int on_batch_finding(const kh_finding *f, size_t chunk, void *ctx)
+{
+    cb_ctx *c = ctx;
+    c->r->chunk_digest[c->first + chunk] += finding_hash(f);
+    atomic_fetch_add(&c->r->findings, 1);
+    return 0;
+}
+
+static int on_finding(const kh_finding *f, void *ctx)
+{
+    return on_batch_finding(f, 0, ctx);
+}
+
+static void *worker(void *arg)
+{
+    run_ctx *r = arg;
+    kh_scratch *s = NULL;
+    if (kh_scratch_alloc(r->engine, &s) != KH_OK) {
+        atomic_store(&r->failed, 1);
+        return NULL;
+    }
+    for (;;) {
+        size_t b = atomic_fetch_add(&r->next, 1);
+        if (b >= r->nbatches)
+            break;
+        const batch *bt = &r->batches[b];
+        cb_ctx cc = {r, bt->first};
+        if (r->gpu) {
+            kh_scan_batch(r->engine, r->gpu, s, r->c->chunks + bt->first, bt->count,
+                          on_batch_finding, &cc, NULL);
+        } else {
+            for (size_t i = 0; i < bt->count; i++) {
+                cc.first = bt->first + i;
+                kh_scan(r->engine, s, &r->c->chunks[bt->first + i], on_finding, &cc);
+            }
+        }
+    }
+    kh_scratch_free(s);
+    return NULL;
+}
+
+/* Runs every batch on `threads` workers; returns seconds, fills digest. */
+static double run(run_ctx *r, int threads, uint64_t *digest)
+{
+    memset(r->chunk_digest, 0, r->c->n * sizeof *r->chunk_digest);
+    atomic_store(&r->next, 0);
+    atomic_store(&r->findings, 0);
+    pthread_t *t = calloc((size_t)threads, sizeof *t);
+    double t0 = now_s();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, worker, r);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    double dt = now_s() - t0;
+    free(t);
+    uint64_t d = 0;
+    for (size_t i = 0; i < r->c->n; i++)
+        d += r->chunk_digest[i] * (2 * i + 1);
+    *digest = d;
+    return dt;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), repeat = 1, no_persistent = 0;
+    size_t batch_mib = 64;
+    const char *mode = "both";
+    corpus c = {0};
+    int ndirs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc)
+            repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-b") && i + 1 < argc)
+            batch_mib = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc)
+            mode = argv[++i];
+        else if (!strcmp(argv[i], "--no-persistent"))
+            no_persistent = 1;
+        else if (walk(&c, argv[i]) == 0)
+            ndirs++;
+    }
+    if (!ndirs || c.n == 0 || threads < 1 || repeat < 1) {
+        fprintf(stderr, "usage: gpu_bench [-t THREADS] [-r REPEAT] [-b BATCH_MIB] "
+                        "[-m cpu|gpu|both] [--no-persistent] DIR...\n");
+        return 2;
+    }
+    /* Repeats point at the same bytes: the copies are scanned, not stored. */
+    size_t base = c.n;
+    for (int k = 1; k < repeat; k++)
+        for (size_t i = 0; i < base; i++) {
+            if (c.n == c.cap) {
+                c.cap *= 2;
+                c.chunks = realloc(c.chunks, c.cap * sizeof *c.chunks);
+            }
+            c.chunks[c.n++] = c.chunks[i];
+            c.bytes += c.chunks[i].len;
+        }
+    batch *batches = malloc((c.n + 1) * sizeof *batches);
+    size_t nb = 0;
+    for (size_t i = 0; i < c.n;) {
+        size_t bytes = 0, first = i;
+        while (i < c.n && i - first < BATCH_FILES && bytes < (batch_mib << 20))
+            bytes += c.chunks[i++].len;
+        batches[nb++] = (batch){first, i - first};
+    }
+    kh_error err;
+    kh_engine *e = NULL;
+    if (kh_engine_compile(kh_detectors_embedded(), NULL, &e, &err) != KH_OK) {
+        fprintf(stderr, "compile: %s\n", err.message);
+        return 1;
+    }
+    run_ctx r = {.engine = e, .c = &c, .batches = batches, .nbatches = nb};
+    r.chunk_digest = calloc(c.n, sizeof *r.chunk_digest);
+    double gb = (double)c.bytes / 1e9;
+    printf("corpus: %zu chunks, %.2f GB in RAM (%d x %zu files), %zu batches, %d threads\n", c.n,
+           gb, repeat, base, nb, threads);
+    double tcpu = 0, tgpu = 0;
+    uint64_t dcpu = 0, dgpu = 0;
+    size_t fcpu = 0, fgpu = 0;
+    int want_cpu = strcmp(mode, "gpu") != 0, want_gpu = strcmp(mode, "cpu") != 0;
+    if (want_cpu) {
+        tcpu = run(&r, threads, &dcpu);
+        fcpu = atomic_load(&r.findings);
+        printf("cpu: %.3f s  %.2f GB/s  findings %zu  digest %016llx\n", tcpu, gb / tcpu, fcpu,
+               (unsigned long long)dcpu);
+    }
+    if (want_gpu) {
+        kh_gpu_opts go = {.all_devices = 1, .no_persistent = no_persistent};
+        if (kh_gpu_open(e, &go, &r.gpu, &err) != KH_OK) {
+            printf("gpu: not available: %s\n", err.message);
+            return want_cpu ? 0 : 1;
+        }
+        /* One untimed batch warms the device, the pinned pool and caches. */
+        uint64_t warm;
+        r.nbatches = nb < (size_t)threads ? nb : (size_t)threads;
+        run(&r, threads, &warm);
+        r.nbatches = nb;
+        gpu_stats before, after;
+        gpu_stats_get(r.gpu, &before);
+        tgpu = run(&r, threads, &dgpu);
+        fgpu = atomic_load(&r.findings);
+        gpu_stats_get(r.gpu, &after);
+        printf("gpu: %.3f s  %.2f GB/s  findings %zu  digest %016llx  (%s)\n", tgpu, gb / tgpu,
+               fgpu, (unsigned long long)dgpu, kh_gpu_status(r.gpu));
+        double n = (double)threads;
+        printf("gpu time per thread (s): pack %.3f  lock wait %.3f  device %.3f  confirm %.3f\n",
+               (after.pack_ns - before.pack_ns) / 1e9 / n,
+               (after.wait_ns - before.wait_ns) / 1e9 / n,
+               (after.device_ns - before.device_ns) / 1e9 / n,
+               (after.confirm_ns - before.confirm_ns) / 1e9 / n);
+        uint64_t bytes = after.bytes - before.bytes;
+        printf("gpu device busy: %.2f GB/s of lock-held time; hits %.2f/KiB, regions %.2f/KiB "
+               "covering %.1f%% of the bytes\n",
+               bytes / ((after.device_ns - before.device_ns) / 1e9) / 1e9,
+               (after.hits - before.hits) * 1024.0 / (bytes ? bytes : 1),
+               (after.regions - before.regions) * 1024.0 / (bytes ? bytes : 1),
+               100.0 * (after.region_bytes - before.region_bytes) / (bytes ? bytes : 1));
+        kh_gpu_close(r.gpu);
+    }
+    int rc = 0;
+    if (want_cpu && want_gpu) {
+        printf("gpu/cpu: %.2fx\n", tcpu / tgpu);
+        if (dcpu != dgpu || fcpu != fgpu) {
+            printf("PARITY FAILED: cpu and gpu findings differ\n");
+            rc = 1;
+        } else {
+            printf("parity: identical findings (%zu)\n", fcpu);
+        }
+    }
+    kh_engine_free(e);
+    return rc;
+}
