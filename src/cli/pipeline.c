@@ -40,6 +40,18 @@ typedef struct batch {
     size_t n, bytes;
 } batch;
 
+/* A span of the chunk being scanned, for cutting context (--format html):
+ * a finding's secret or a companion's value, shown as `redacted` in any
+ * context that covers it.  finding is the index in the worker's findings
+ * of the one whose context is still to be cut, or SIZE_MAX. */
+typedef struct span_mark {
+    const uint8_t *data; /* the chunk; alive until context_fill */
+    size_t len;
+    uint64_t offset, length;
+    size_t finding;
+    char redacted[64];
+} span_mark;
+
 typedef struct worker {
     batch batch;
     pipeline *p;
@@ -51,6 +63,8 @@ typedef struct worker {
     /* Written by this worker only, read by the progress thread. */
     _Atomic uint64_t files, bytes, shown;
     uint64_t suppressed;
+    span_mark *marks;
+    size_t nmarks, marks_cap;
     /* the item being scanned, for the finding callback */
     const work_item *item;
     const uint8_t *data;
@@ -83,6 +97,192 @@ static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* ---- context: the lines around a finding, secrets redacted ---- */
+
+#define CONTEXT_SIDE 400 /* bytes kept on each side of a span, whatever the lines */
+
+static void mark_add(worker *w, uint64_t offset, uint64_t length, size_t finding,
+                     const char *redacted)
+{
+    if (offset > w->len || length > w->len - offset)
+        return; /* not in these bytes (a decoded child's span) */
+    if (w->nmarks == w->marks_cap) {
+        size_t n = w->marks_cap ? w->marks_cap * 2 : 32;
+        span_mark *m = realloc(w->marks, n * sizeof *m);
+        if (!m)
+            return; /* no context is better than no finding */
+        w->marks = m;
+        w->marks_cap = n;
+    }
+    span_mark *m = &w->marks[w->nmarks++];
+    *m = (span_mark){.data = w->data, .len = w->len, .offset = offset, .length = length,
+                     .finding = finding};
+    snprintf(m->redacted, sizeof m->redacted, "%s", redacted);
+}
+
+/* Marks a finding's secret and its companions' values. */
+static void mark_finding(worker *w, const kh_finding *f, size_t finding, const char *redacted)
+{
+    mark_add(w, f->offset, f->length, finding, redacted);
+    for (size_t i = 0; i < f->companion_count; i++) {
+        const kh_companion *c = &f->companions[i];
+        char r[64];
+        kh_redact(c->value, c->value_len, r, sizeof r);
+        mark_add(w, c->offset, c->value_len, SIZE_MAX, r);
+    }
+}
+
+static int cmp_mark_offset(const void *a, const void *b)
+{
+    const span_mark *x = *(span_mark *const *)a, *y = *(span_mark *const *)b;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return (x->length < y->length) - (x->length > y->length); /* longest first */
+}
+
+static int token_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/' || c == '_' || c == '-';
+}
+
+/* A safety net under the marks: a secret no detector claimed (a password a
+ * line below, a key too long for its companion pattern) must not show in
+ * clear either.  Runs of 16 or more token characters that mix letters and
+ * digits, and either both cases or 32 or more characters, are shown
+ * redacted; names like AWS_SECRET_ACCESS_KEY and paths keep their text. */
+static void context_mask_tokens(FILE *out, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (!token_char((unsigned char)s[i])) {
+            fputc(s[i++], out);
+            continue;
+        }
+        size_t j = i;
+        int digit = 0, upper = 0, lower = 0;
+        for (; j < n && token_char((unsigned char)s[j]); j++) {
+            unsigned char c = (unsigned char)s[j];
+            digit |= c >= '0' && c <= '9';
+            upper |= c >= 'A' && c <= 'Z';
+            lower |= c >= 'a' && c <= 'z';
+        }
+        for (int pad = 0; pad < 2 && j < n && s[j] == '='; pad++)
+            j++; /* base64 padding; any other '=' separates, as in KEY=value */
+        size_t len = j - i;
+        if (len >= 16 && digit && (upper || lower) && ((upper && lower) || len >= 32)) {
+            char r[64];
+            kh_redact((const uint8_t *)s + i, len, r, sizeof r);
+            fputs(r, out);
+        } else {
+            fwrite(s + i, 1, len, out);
+        }
+        i = j;
+    }
+}
+
+/* The lines around mark m, every marked span in them replaced by its
+ * redacted form (unless show), long lines cut to CONTEXT_SIDE bytes each
+ * side.  NULL when out of memory. */
+static char *context_cut(worker *w, const span_mark *m, int lines, int show)
+{
+    const uint8_t *d = m->data;
+    size_t n = m->len, s = (size_t)m->offset, e = (size_t)(m->offset + m->length);
+    size_t ws = s, we = e;
+    for (int k = 0; k <= lines; k++) {
+        if (k) {
+            if (ws == 0)
+                break;
+            ws--;
+        }
+        while (ws > 0 && d[ws - 1] != '\n')
+            ws--;
+    }
+    while (we < n && d[we] != '\n')
+        we++;
+    for (int k = 0; k < lines && we < n; k++) {
+        we++;
+        while (we < n && d[we] != '\n')
+            we++;
+    }
+    int cut_left = s - ws > CONTEXT_SIDE, cut_right = we - e > CONTEXT_SIDE;
+    if (cut_left)
+        ws = s - CONTEXT_SIDE;
+    if (cut_right)
+        we = e + CONTEXT_SIDE;
+    /* Spans that straddle an edge are taken whole, so no part of a secret
+     * shows outside its redaction. */
+    span_mark **in = malloc((w->nmarks + 1) * sizeof *in);
+    if (!in)
+        return NULL;
+    size_t nin = 0;
+    for (size_t i = 0; i < w->nmarks; i++) {
+        const span_mark *o = &w->marks[i];
+        if (o->data != d || o->offset >= we || o->offset + o->length <= ws || !o->length)
+            continue;
+        if (o->offset < ws)
+            ws = (size_t)o->offset;
+        if (o->offset + o->length > we)
+            we = (size_t)(o->offset + o->length);
+        in[nin++] = (span_mark *)o;
+    }
+    qsort(in, nin, sizeof *in, cmp_mark_offset);
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    if (!f) {
+        free(in);
+        return NULL;
+    }
+    if (cut_left)
+        fputs("\xe2\x80\xa6", f); /* U+2026 */
+    size_t at = ws, k = 0;
+    while (at < we) {
+        while (k < nin && in[k]->offset + in[k]->length <= at)
+            k++; /* inside a span already written */
+        size_t next = k < nin && in[k]->offset > at ? (size_t)in[k]->offset : we;
+        if (k < nin && in[k]->offset <= at) {
+            fputs(show ? "" : in[k]->redacted, f);
+            if (show)
+                fwrite(d + at, 1, (size_t)(in[k]->offset + in[k]->length) - at, f);
+            at = (size_t)(in[k]->offset + in[k]->length);
+            continue;
+        }
+        if (show)
+            fwrite(d + at, 1, next - at, f);
+        else
+            context_mask_tokens(f, (const char *)d + at, next - at);
+        at = next;
+    }
+    if (cut_right)
+        fputs("\xe2\x80\xa6", f);
+    free(in);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    while (tlen && (text[tlen - 1] == '\n' || text[tlen - 1] == '\r'))
+        text[--tlen] = '\0';
+    return text;
+}
+
+/* Cuts the context of every finding of the chunk(s) just scanned, while
+ * their bytes are still there, then forgets the marks. */
+static void context_fill(worker *w)
+{
+    pipeline *p = w->p;
+    for (size_t i = 0; i < w->nmarks; i++) {
+        const span_mark *m = &w->marks[i];
+        if (m->finding == SIZE_MAX || m->finding >= w->found.count)
+            continue;
+        report_finding *r = &w->found.items[m->finding];
+        if (r->location_count && !r->locations[0].context)
+            r->locations[0].context = context_cut(w, m, p->cfg.context_lines,
+                                                  p->cfg.show_secrets);
+    }
+    w->nmarks = 0;
+}
+
 static void item_free(work_item *it)
 {
     free(it->path);
@@ -108,6 +308,11 @@ static int on_finding(const kh_finding *f, void *ctx)
     worker *w = ctx;
     size_t at = (size_t)f->offset;
     if (at < w->len && triage_inline_ignored(w->data, w->len, at, f->detector->id)) {
+        if (w->p->cfg.context_lines) { /* not reported, still not shown in others' context */
+            char r[64];
+            kh_redact(f->secret, f->secret_len, r, sizeof r);
+            mark_finding(w, f, SIZE_MAX, r);
+        }
         w->suppressed++;
         return 0;
     }
@@ -173,6 +378,8 @@ static int on_finding(const kh_finding *f, void *ctx)
                 r->decoded_from[i] = strdup(f->decoded_from[i]);
         }
     }
+    if (w->p->cfg.context_lines)
+        mark_finding(w, f, v->count, r->redacted);
     v->count++;
     return 0;
 }
@@ -190,6 +397,7 @@ static void scan_bytes(worker *w, const work_item *it, const uint8_t *data, size
     w->len = len;
     kh_chunk chunk = {.data = data, .len = len, .path = it->path};
     int rc = kh_scan(p->cfg.engine, w->scratch, &chunk, on_finding, w);
+    context_fill(w);
     if (rc == KH_ELIMIT)
         pipeline_skip(it->path,
                       "scanned in part: hit an engine limit (time budget, candidates or "
@@ -292,6 +500,7 @@ static void batch_flush(worker *w)
     kh_gpu *gpu = b->bytes >= p->cfg.gpu_min_batch ? p->cfg.gpu : NULL;
     kh_scan_batch(p->cfg.engine, gpu, w->scratch, b->chunks, b->n, on_batch_finding, w,
                   b->status);
+    context_fill(w);
     for (size_t i = 0; i < b->n; i++) {
         if (b->status[i] != KH_OK && b->status[i] != KH_ESTOPPED)
             pipeline_skip(b->items[i].path, kh_strerror(b->status[i]), p);
@@ -517,6 +726,7 @@ void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
         stats->suppressed += w->suppressed;
         kh_scratch_free(w->scratch);
         free(w->buf);
+        free(w->marks);
     }
     stats->files_skipped += p->skipped;
     pthread_mutex_destroy(&p->mu);

@@ -31,6 +31,10 @@ typedef struct scan_config {
     int min_severity;
     /* A progress line may be on stderr: skip messages first clear it. */
     int progress;
+    /* --format html: keep this many lines around each finding as its
+     * context (every secret found in them redacted unless show_secrets). */
+    int context_lines;
+    int show_secrets;
 } scan_config;
 
 typedef struct work_item work_item;

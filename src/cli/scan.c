@@ -693,6 +693,9 @@ static int scan_main(int argc, char **argv, int baseline_create)
         .min_confidence = a.min_confidence,
         .min_severity = a.min_severity,
         .progress = !a.quiet && isatty(2),
+        /* Only the HTML report shows the lines around a finding. */
+        .context_lines = a.format == REPORT_HTML && !a.baseline_create ? 2 : 0,
+        .show_secrets = a.show_secrets,
     };
     cli_interrupt_install();
     /* The GPU finds keyword windows, the CPU confirms them: output is the

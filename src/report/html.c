@@ -129,32 +129,43 @@ static const char html_tail[] =
     "if(tr.classList&&tr.classList.contains('f')&&(e.key==='Enter'||e.key===' '))"
     "{e.preventDefault();toggle(tr);}});\n"
     "var heads=document.querySelectorAll('#findings th');\n"
-    "heads.forEach(function(th,col){\n"
-    " function sort(){\n"
-    "  var asc=th.getAttribute('aria-sort')!=='ascending';\n"
-    "  heads.forEach(function(h){h.setAttribute('aria-sort','none');});\n"
-    "  th.setAttribute('aria-sort',asc?'ascending':'descending');\n"
-    "  var k=th.getAttribute('data-key');\n"
-    "  var key=function(p){return k==='text'?p[0].cells[col].textContent.toLowerCase()"
+    "function sortBy(th,col,asc){\n"
+    " heads.forEach(function(h){h.setAttribute('aria-sort','none');});\n"
+    " th.setAttribute('aria-sort',asc?'ascending':'descending');\n"
+    " var k=th.getAttribute('data-key');\n"
+    " var key=function(p){return k==='text'?p[0].cells[col].textContent.toLowerCase()"
     ":parseFloat(p[0].getAttribute('data-'+k));};\n"
-    "  var list=pairs().map(function(p,i){return {p:p,k:key(p),i:i};});\n"
-    "  list.sort(function(a,b){var c=a.k<b.k?-1:a.k>b.k?1:0;return (asc?c:-c)||a.i-b.i;});\n"
-    "  list.forEach(function(x){body.appendChild(x.p[0]);body.appendChild(x.p[1]);});\n"
-    " }\n"
+    " var list=pairs().map(function(p,i){return {p:p,k:key(p),i:i};});\n"
+    " list.sort(function(a,b){var c=a.k<b.k?-1:a.k>b.k?1:0;return (asc?c:-c)||a.i-b.i;});\n"
+    " list.forEach(function(x){body.appendChild(x.p[0]);body.appendChild(x.p[1]);});\n"
+    "}\n"
+    "heads.forEach(function(th,col){\n"
+    " function sort(){sortBy(th,col,th.getAttribute('aria-sort')!=='ascending');}\n"
     " th.addEventListener('click',sort);\n"
     " th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' ')"
     "{e.preventDefault();sort();}});\n"
     "});\n"
-    "var filter=document.getElementById('filter');\n"
-    "filter.addEventListener('input',function(){\n"
-    " var q=filter.value.toLowerCase(),shown=0;\n"
-    " pairs().forEach(function(p){\n"
+    "var filter=document.getElementById('filter'),count=document.getElementById('count');\n"
+    "function apply(){\n"
+    " var q=filter.value.toLowerCase(),shown=0,all=pairs();\n"
+    " all.forEach(function(p){\n"
     "  var hit=!q||(p[0].textContent+' '+p[1].textContent).toLowerCase().indexOf(q)>=0;\n"
     "  p[0].hidden=!hit;if(!hit){p[1].hidden=true;p[0].setAttribute('aria-expanded','false');}\n"
     "  if(hit)shown++;\n"
     " });\n"
-    " document.getElementById('none').hidden=shown>0;\n"
-    "});\n"
+    " document.getElementById('none').hidden=shown>0||!all.length;\n"
+    " count.textContent=(q?shown+' of ':'')+all.length+' finding'+(all.length===1?'':'s')"
+    "+(q?' match \u201c'+filter.value+'\u201d':'');\n"
+    "}\n"
+    "filter.addEventListener('input',apply);\n"
+    /* report.html#filter=aws opens already filtered, so a link can point at
+     * part of a report. */
+    "var m=/^#filter=(.*)$/.exec(location.hash);\n"
+    "if(m){try{filter.value=decodeURIComponent(m[1]);}catch(e){filter.value=m[1];}}\n"
+    /* Most severe first; the file itself stays in path order. */
+    "if(heads.length)sortBy(heads[0],0,false);\n"
+    "apply();\n"
+    "document.body.setAttribute('data-ready','1');\n"
     "})();\n"
     "</script>\n</body>\n</html>\n";
 
@@ -310,6 +321,9 @@ int report_write_html(FILE *out, const report_opts *opts, const report_finding *
 {
     fputs(html_head, out);
     html_summary(out, opts, findings, count, stats);
+    /* The script rewrites this as the filter changes. */
+    fprintf(out, "<p id=\"count\" aria-live=\"polite\">%zu finding%s</p>\n", count,
+            count == 1 ? "" : "s");
     fputs(html_table_head, out);
     for (size_t i = 0; i < count && !ferror(out); i++)
         html_row(out, &findings[i], opts->show_secrets);
