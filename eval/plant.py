@@ -307,6 +307,19 @@ def fresh_pem(rnd, text):
     return PEM_BODY_RE.sub(body, text)
 
 
+UUID_RE = re.compile(r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+                     r"[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])")
+
+
+def fresh_uuids(rnd, text):
+    """A UUID-shaped key is issued as a random (version 4) UUID: its version
+    and variant digits are fixed, not random."""
+    def one(m):
+        u = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+        return u.upper() if m.group(0).isupper() else u
+    return UUID_RE.sub(one, text)
+
+
 JWT_RE = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")
 
 
@@ -321,7 +334,7 @@ def fresh_token(rnd, det, tries=40):
             j = fresh_jwt(rnd, jwt.group(0))
             s = exp[:jwt.start()] + j + exp[jwt.end():] if j else exp
         else:
-            s = fix_checksum(rnd, det.checksum, mutate(rnd, exp, mask))
+            s = fix_checksum(rnd, det.checksum, fresh_uuids(rnd, mutate(rnd, exp, mask)))
         if s == exp or not checksum_ok(det.checksum, s):
             continue
         v = det.verified(pre + s + post, s)

@@ -454,6 +454,30 @@ static const triage_validator *triage_validator_find(const char *name)
     return NULL;
 }
 
+/* Tokens whose format carries its own check, whatever detector found them:
+ * a generic "token = ..." or "Bearer ..." rule that catches a ghp_ token
+ * with a broken CRC, or an "eyJ...eyJ..." JWT whose parts are not JSON, is
+ * looking at a made-up value.  Only exact shapes are judged (a prefix that
+ * declares the format), so anything else answers 0 (no opinion).  UUIDs
+ * are not judged here: a service may issue keys in UUID shape without
+ * RFC 4122 version bits; a detector that knows better asks for "uuid". */
+int triage_checksum_implied(const uint8_t *s, size_t n)
+{
+    if (!s)
+        return 0;
+    if (n == 40 && s[3] == '_' &&
+        (memcmp(s, "npm", 3) == 0 ||
+         (s[0] == 'g' && s[1] == 'h' && s[2] != '\0' && strchr("pousr", s[2]))))
+        return triage_v_github_crc32(s, n) ? 1 : -1;
+    if (n >= 10 && memcmp(s, "eyJ", 3) == 0) {
+        const uint8_t *d1 = memchr(s, '.', n);
+        if (d1 && (size_t)(d1 - s) + 4 <= n && memcmp(d1 + 1, "eyJ", 3) == 0 &&
+            memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - s)))
+            return triage_v_jwt(s, n) ? 1 : -1;
+    }
+    return 0;
+}
+
 int triage_checksum_known(const char *name) { return triage_validator_find(name) != NULL; }
 
 int triage_checksum(const char *name, const uint8_t *secret, size_t len)

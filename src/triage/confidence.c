@@ -185,6 +185,20 @@ static int triage_starts_with_keyword(const spec_detector *d, triage_bytes s)
     return 0;
 }
 
+/* A keyword of the detector (>= 3 chars) on the secret's line, outside the
+ * secret: "AGORA_APP_CERTIFICATE=<hex>" names its service as surely as
+ * "api_key=" names a key, and the regex demanded it. */
+static int triage_keyword_near(const spec_detector *d, triage_bytes before, triage_bytes after)
+{
+    for (size_t i = 0; d && i < d->keyword_count; i++) {
+        const char *k = d->keywords[i];
+        if (k && strlen(k) >= 3 &&
+            (triage_contains_nocase(before, k) || triage_contains_nocase(after, k)))
+            return 1;
+    }
+    return 0;
+}
+
 /* ---- features --------------------------------------------------------- */
 
 void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
@@ -208,7 +222,7 @@ void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
     triage_bytes s = {data + so, sl};
 
     f[0] = in->checksum == 1;
-    f[1] = in->checksum == -1;
+    f[1] = in->checksum == -1 || (in->checksum == 0 && triage_checksum_implied(s.p, sl) == -1);
     f[2] = triage_starts_with_keyword(in->detector, s);
     if (sl >= 2) {
         double alphabet = triage_alphabet(s);
@@ -240,7 +254,8 @@ void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
         t.n--;
     f[9] = (t.n > 0 && (t.p[t.n - 1] == '=' || t.p[t.n - 1] == ':' || t.p[t.n - 1] == '>')) ||
            TRIAGE_ANY(t, triage_assign_words, triage_ends_nocase);
-    f[10] = TRIAGE_ANY(before, triage_key_words, triage_contains_nocase);
+    f[10] = TRIAGE_ANY(before, triage_key_words, triage_contains_nocase) ||
+            triage_keyword_near(in->detector, before, after);
     f[11] = TRIAGE_ANY(before, triage_env_words, triage_contains_nocase) ||
             TRIAGE_ANY(after, triage_env_words, triage_contains_nocase);
     f[12] = TRIAGE_ANY(before, triage_hash_words, triage_contains_nocase) ||

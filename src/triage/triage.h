@@ -29,6 +29,10 @@
  *   openai               sk-... holding the T3BlbkFJ marker mid-token */
 int triage_checksum(const char *name, const uint8_t *secret, size_t len);
 int triage_checksum_known(const char *name);
+/* 1 or -1 when the secret has a self-checking shape (a 40-character GitHub
+ * or npm token, an eyJ...eyJ... JWT) whose check passes or fails, else 0;
+ * any detector, no name needed.  Feeds the checksum_invalid feature. */
+int triage_checksum_implied(const uint8_t *secret, size_t len);
 
 /* Shannon entropy in bits per byte. */
 double triage_entropy(const uint8_t *s, size_t len);

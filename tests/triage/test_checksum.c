@@ -228,6 +228,32 @@ static void test_uuid(void **state)
     assert_int_equal(check("uuid", "00000000-0000-0000-0000-000000000000"), 0);
 }
 
+static int implied(const char *s)
+{
+    return triage_checksum_implied((const uint8_t *)s, strlen(s));
+}
+
+/* Self-checking shapes are judged whatever detector found them (make eval
+ * found generic "token =" and "Bearer" rules reporting ghp_ tokens with a
+ * broken CRC and JWTs whose payload is not JSON). */
+static void test_implied(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i + 1 < sizeof crc_tokens / sizeof crc_tokens[0]; i++)
+        assert_int_equal(implied(crc_tokens[i]), 1);
+    assert_int_equal(implied("ghp_SV67OrGwTVvE3P4rpzE9fKtAoVHwl71GdxoS"), -1);
+    assert_int_equal(implied("npm_sJHrIDf40b0cDqOdLvPMlTTeAxEu8F0UPjDe"), -1);
+    assert_int_equal(implied("gha_SV67OrGwTVvE3P4rpzE9fKtAoVHwl71Gdxos"), 0); /* no such prefix */
+    assert_int_equal(implied("ghp_SV67OrGwTVvE3P4rpzE9fKtAoVHwl71Gdxo"), 0);   /* 39 chars */
+    assert_int_equal(implied("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsImlhdCI6MTcwMDAwMDAwMH0.abcDEF123_-xyz"), 1);
+    assert_int_equal(implied("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiI.abcDEF123_-xyz"), -1); /* payload not JSON */
+    assert_int_equal(implied("eyJhbGciOi.eyJzdWIi"), 0);                     /* one dot */
+    /* UUIDs are left to detectors that ask for "uuid" */
+    assert_int_equal(implied("3f2b9c1e-7d4a-0e8b-9a61-0c5d2e7f8a91"), 0);
+    assert_int_equal(implied("just-some-text"), 0);
+    assert_int_equal(triage_checksum_implied(NULL, 0), 0);
+}
+
 static const char pem_good[] =
     "-----BEGIN PRIVATE KEY-----\n"
     "6OKL+itl6O3b1uB1QvRG4Jbo6yMoeTLQ+JSfWj53WzxSX/hSHbLfEaM+sMrCzpjS\n"
@@ -309,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_github_crc32_every_edit_fails),
         cmocka_unit_test(test_github_crc32_shapes),
         cmocka_unit_test(test_github_fine_grained),
+        cmocka_unit_test(test_implied),
         cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_pypi_macaroon),
         cmocka_unit_test(test_luhn),

@@ -23,7 +23,10 @@ side so a minified one-line megabyte costs no more than a short line.
 
 Features, in order (index: name - meaning):
   0 checksum_valid    the detector's checksum validator passed
-  1 checksum_invalid  a checksum validator exists and failed
+  1 checksum_invalid  a checksum validator exists and failed, or the secret
+                      has a self-checking shape whatever the detector (a
+                      40-char ghp_/gho_/ghu_/ghs_/ghr_/npm_ token, an
+                      eyJ...eyJ... JWT) and its check fails (implied_checksum)
   2 prefix_keyword    the secret starts with one of the detector's keywords
                       (>= 3 chars, any case): a distinctive literal prefix
                       such as ghp_ or xoxb-, unlike generic detectors
@@ -39,7 +42,9 @@ Features, in order (index: name - meaning):
                       blanks and quotes, ends in = : > or "bearer"/"basic"/
                       "token"
  10 key_context       the text before the secret on its line names a key,
-                      token, secret, password, auth, credential, api...
+                      token, secret, password, auth, credential, api..., or
+                      a keyword of the detector (>= 3 chars) is on the line
+                      before or after the secret ("AGORA_APP_CERT=<hex>")
  11 env_reference     the line reads the value from the environment
                       (os.environ, process.env, getenv, ${...}, secrets.)
  12 hash_context      the line talks about hashes/ids (sha256, integrity,
@@ -55,6 +60,7 @@ Features, in order (index: name - meaning):
 """
 
 import math
+import zlib
 
 CONTEXT_MAX = 512
 
@@ -276,6 +282,69 @@ def line_context(data, so, sl):
     return data[start:so], data[e:end], data[so:so + sl]
 
 
+B62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+B64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _b64url_stream(s):
+    """Twin of triage_b64_stream (url alphabet): decoded bytes or None."""
+    s = s.rstrip(b"=")
+    if len(s) % 4 == 1:
+        return None
+    acc, bits, out = 0, 0, bytearray()
+    for c in s:
+        i = B64URL.find(bytes([c]))
+        if i < 0:
+            return None
+        acc, bits = (acc << 6) | i, bits + 6
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+            acc &= (1 << bits) - 1
+    return bytes(out)
+
+
+def _json_part(s, need_alg):
+    b = _b64url_stream(s) if s else None
+    if b is None or len(b) < 2:
+        return False
+    if any((c < 0x20 and c not in b" \t\r\n") or c == 0x7F for c in b):
+        return False
+    t = b.strip(b" \t\r\n")
+    return t[:1] == b"{" and t[-1:] == b"}" and (not need_alg or b'"alg"' in b)
+
+
+def _jwt_ok(s):
+    parts = s.split(b".")
+    if len(parts) != 3:
+        return False
+    if not _json_part(parts[0], True) or not _json_part(parts[1], False):
+        return False
+    return all(B64URL.find(bytes([c])) >= 0 or c == 0x3D for c in parts[2])
+
+
+def implied_checksum(s):
+    """Twin of triage_checksum_implied (checksum.c): 1/-1 for a 40-char
+    GitHub/npm token or an eyJ...eyJ... JWT whose own check passes/fails,
+    else 0."""
+    if len(s) == 40 and s[3:4] == b"_" and (s[:3] == b"npm" or (s[:2] == b"gh" and s[2:3] in
+                                                                   (b"p", b"o", b"u", b"s", b"r"))):
+        body = s[4:]
+        if not all(c in B62 for c in body):
+            return -1
+        crc = zlib.crc32(body[:30])
+        want = bytearray(6)
+        for i in range(5, -1, -1):
+            want[i] = B62[crc % 62]
+            crc //= 62
+        return 1 if bytes(want) == body[30:] else -1
+    if len(s) >= 10 and s[:3] == b"eyJ":
+        d1 = s.find(b".")
+        if d1 >= 0 and d1 + 4 <= len(s) and s[d1 + 1:d1 + 4] == b"eyJ" and s.find(b".", d1 + 1) >= 0:
+            return 1 if _jwt_ok(s) else -1
+    return 0
+
+
 def features(inp):
     data = inp["data"]
     before, after, s = line_context(data, inp["so"], inp["sl"])
@@ -283,7 +352,7 @@ def features(inp):
     bl, al, sl_ = before.lower(), after.lower(), s.lower()
     f = [0.0] * len(FEATURE_NAMES)
     f[0] = 1.0 if inp["checksum"] == 1 else 0.0
-    f[1] = 1.0 if inp["checksum"] == -1 else 0.0
+    f[1] = 1.0 if inp["checksum"] == -1 or (inp["checksum"] == 0 and implied_checksum(s) == -1) else 0.0
     f[2] = 1.0 if any(len(k) >= 3 and sl_.startswith(k.lower()) for k in inp["keywords"]) else 0.0
     if n >= 2:
         cap = math.log2(min(_alphabet(s), n))
@@ -301,7 +370,8 @@ def features(inp):
     t = before.rstrip(b" \t\"'`")
     tl = t.lower()
     f[9] = 1.0 if t[-1:] in (b"=", b":", b">") or any(tl.endswith(w) for w in ASSIGN_WORDS) else 0.0
-    f[10] = 1.0 if any(w in bl for w in KEY_WORDS) else 0.0
+    f[10] = 1.0 if (any(w in bl for w in KEY_WORDS) or
+                    any(len(k) >= 3 and (k.lower() in bl or k.lower() in al) for k in inp["keywords"])) else 0.0
     f[11] = 1.0 if any(w in bl or w in al for w in ENV_WORDS) else 0.0
     f[12] = 1.0 if any(w in bl or w in al for w in HASH_WORDS) else 0.0
     lead = before.lstrip(b" \t")
