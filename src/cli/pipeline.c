@@ -69,6 +69,11 @@ typedef struct worker {
     const work_item *item;
     const uint8_t *data;
     size_t len;
+    /* UTF-16 text is scanned narrowed into wide (one byte per code unit);
+     * wide_start is where its code units began, for mapping offsets back,
+     * or SIZE_MAX when the item is not UTF-16. */
+    uint8_t *wide;
+    size_t wide_cap, wide_start;
 } worker;
 
 struct pipeline {
@@ -349,6 +354,10 @@ static int on_finding(const kh_finding *f, void *ctx)
     l->path = strdup(w->item->path);
     l->offset = f->offset;
     l->length = f->length;
+    if (w->wide_start != SIZE_MAX) { /* back to bytes of the UTF-16 original */
+        l->offset = w->wide_start + 2 * f->offset;
+        l->length = 2 * f->length;
+    }
     l->line = f->line;
     l->column = f->column;
     l->end_line = f->end_line;
@@ -392,6 +401,16 @@ static void scan_bytes(worker *w, const work_item *it, const uint8_t *data, size
         return;
     counter_add(&w->files, 1);
     counter_add(&w->bytes, len);
+    w->wide_start = SIZE_MAX;
+    size_t mark = sources_utf16(data, len);
+    if (mark) {
+        if (sources_utf16_narrow(data, len, mark, &w->wide, &w->wide_cap, &len)) {
+            pipeline_skip(it->path, "out of memory", p);
+            return;
+        }
+        data = w->wide;
+        w->wide_start = sources_utf16_start(mark);
+    }
     w->item = it;
     w->data = data;
     w->len = len;
@@ -487,6 +506,7 @@ static int on_batch_finding(const kh_finding *f, size_t chunk, void *ctx)
     worker *w = ctx;
     w->item = &w->batch.items[chunk];
     w->data = w->batch.chunks[chunk].data;
+    w->wide_start = SIZE_MAX; /* UTF-16 never goes to the GPU */
     w->len = w->batch.chunks[chunk].len;
     return on_finding(f, w);
 }
@@ -546,6 +566,11 @@ static void batch_add(worker *w, work_item *it)
     }
     if (sources_is_binary(data, len)) {
         free(buf);
+        return;
+    }
+    if (sources_utf16(data, len)) {
+        free(buf);
+        scan_item(w, it); /* UTF-16 is narrowed on the CPU path */
         return;
     }
     counter_add(&w->files, 1);
@@ -727,6 +752,7 @@ void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
         kh_scratch_free(w->scratch);
         free(w->buf);
         free(w->marks);
+        free(w->wide);
     }
     stats->files_skipped += p->skipped;
     pthread_mutex_destroy(&p->mu);

@@ -1,5 +1,5 @@
 /*
- * read.c - reading one file into memory, and the binary test.
+ * read.c - reading one file into memory, the binary test, and UTF-16 text.
  *
  * Called from worker threads on paths the walker already chose, so it must
  * be safe against the file changing under it: a file swapped for a FIFO is
@@ -19,6 +19,9 @@
 
 #define READ_MIN_ALLOC 4096
 #define READ_BINARY_WINDOW 8192
+
+/* sources_utf16 results: the byte order, and whether a BOM leads. */
+enum { UTF16_LE = 1, UTF16_BE, UTF16_LE_BOM, UTF16_BE_BOM };
 
 static int read_reserve(uint8_t **buf, size_t *cap, size_t need)
 {
@@ -86,5 +89,56 @@ int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap
 int sources_is_binary(const uint8_t *data, size_t len)
 {
     if (!data) return 0;
-    return memchr(data, 0, len < READ_BINARY_WINDOW ? len : READ_BINARY_WINDOW) != NULL;
+    if (!memchr(data, 0, len < READ_BINARY_WINDOW ? len : READ_BINARY_WINDOW)) return 0;
+    return sources_utf16(data, len) == 0;
+}
+
+/* A code unit that text is made of: printable ASCII or common whitespace. */
+static int utf16_texty(unsigned lo, unsigned hi)
+{
+    return hi == 0 && ((lo >= 0x20 && lo < 0x7f) || lo == '\n' || lo == '\r' || lo == '\t');
+}
+
+size_t sources_utf16(const uint8_t *data, size_t len)
+{
+    if (!data || len < 4) return 0;
+    int bom_le = data[0] == 0xff && data[1] == 0xfe, bom_be = data[0] == 0xfe && data[1] == 0xff;
+    size_t start = (bom_le || bom_be) ? 2 : 0;
+    size_t n = ((len < READ_BINARY_WINDOW ? len : READ_BINARY_WINDOW) - start) / 2;
+    const uint8_t *p = data + start;
+    size_t le = 0, be = 0;
+    for (size_t i = 0; i < n; i++) {
+        le += utf16_texty(p[2 * i], p[2 * i + 1]);
+        be += utf16_texty(p[2 * i + 1], p[2 * i]);
+    }
+    /* With a BOM, half the units ASCII text in that order (a binary format
+     * that happens to start FF FE is not); without one, 95% in one order,
+     * which binary data with NULs essentially never is. */
+    if (bom_le) return le * 2 >= n ? UTF16_LE_BOM : 0;
+    if (bom_be) return be * 2 >= n ? UTF16_BE_BOM : 0;
+    if (n && le * 20 >= n * 19) return UTF16_LE;
+    if (n && be * 20 >= n * 19) return UTF16_BE;
+    return 0;
+}
+
+size_t sources_utf16_start(size_t mark)
+{
+    return (mark == UTF16_LE_BOM || mark == UTF16_BE_BOM) ? 2 : 0;
+}
+
+int sources_utf16_narrow(const uint8_t *data, size_t len, size_t mark, uint8_t **out,
+                         size_t *cap, size_t *out_len)
+{
+    size_t start = sources_utf16_start(mark);
+    int big = mark == UTF16_BE || mark == UTF16_BE_BOM;
+    size_t units = (len - start) / 2;
+    if (read_reserve(out, cap, units ? units : 1)) return ENOMEM;
+    const uint8_t *p = data + start;
+    for (size_t i = 0; i < units; i++) {
+        unsigned u = big ? (unsigned)p[2 * i] << 8 | p[2 * i + 1]
+                         : (unsigned)p[2 * i + 1] << 8 | p[2 * i];
+        (*out)[i] = u < 0x80 ? (uint8_t)u : 0x1a;
+    }
+    *out_len = units;
+    return 0;
 }

@@ -77,8 +77,26 @@ int sources_walk(const char *root, const walk_opts *opts, source_emit_fn emit,
 int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap,
                       size_t *len);
 
-/* True when the first 8 KiB hold a NUL byte. */
+/* True when the first 8 KiB hold a NUL byte and the data is not UTF-16
+ * text (sources_utf16 below). */
 int sources_is_binary(const uint8_t *data, size_t len);
+
+/* UTF-16 text (Windows editors and PowerShell write it): a byte-order mark,
+ * or, without one, a first 8 KiB whose code units are nearly all ASCII.
+ * Returns 0 if `data` is not UTF-16, otherwise a nonzero mark (byte order
+ * and BOM) for sources_utf16_narrow and sources_utf16_start. */
+size_t sources_utf16(const uint8_t *data, size_t len);
+
+/* Narrows UTF-16 text to one byte per code unit: ASCII stays, anything else
+ * becomes 0x1A, so every token (ASCII by nature) survives and byte i of the
+ * result is code unit i, at offset sources_utf16_start(mark) + 2*i of the
+ * original.  `mark` is what sources_utf16 returned.  *out is reused (grown
+ * with realloc, *cap its size).  Returns 0 or ENOMEM. */
+int sources_utf16_narrow(const uint8_t *data, size_t len, size_t mark, uint8_t **out,
+                         size_t *cap, size_t *out_len);
+
+/* Where the code units start: 2 after a byte-order mark, else 0. */
+size_t sources_utf16_start(size_t mark);
 
 /* Ignore rules (ignore.c): one parsed file in .gitignore syntax.  The walker
  * keeps one per directory; exposed here so tests and other sources can

@@ -406,9 +406,25 @@ class HostileTest(TreeTest):
         write(self.tree, "be.txt", b"\xfe\xff" + text.encode("utf-16-be"))
         # Unpaired surrogates and odd length.
         write(self.tree, "broken.txt", b"\xff\xfe\x00\xd8A\x00\x00\xdc\x00")
-        r = self.scan(self.tree)
+        # Windows tools also write UTF-16 without a byte-order mark.
+        write(self.tree, "nobom.ps1", f"# settings\r\n$t = '{CANARY}'\r\n".encode("utf-16-le"))
+        r = self.scan("--no-dedupe", self.tree)
         self.assertSane(r, max_seconds=10)
         self.assertCanary(r)
+        # UTF-16 is text: scanned, not skipped as binary, and every location
+        # points at the token's bytes in the UTF-16 original.
+        got = {os.path.basename(f["path"]): f for f in r.doc["findings"]}
+        for name, line, at in (("le.txt", 1, 2 + 2 * text.index(CANARY)),
+                               ("be.txt", 1, 2 + 2 * text.index(CANARY)),
+                               ("nobom.ps1", 2, 2 * len("# settings\r\n$t = '"))):
+            self.assertIn(name, got, r)
+            self.assertEqual(got[name]["line"], line, name)
+            self.assertEqual(got[name]["offset"], at, name)
+            self.assertEqual(got[name]["length"], 2 * len(CANARY), name)
+            with open(os.path.join(self.tree, name), "rb") as f:
+                raw = f.read()[at:at + 2 * len(CANARY)]
+            enc = "utf-16-be" if name == "be.txt" else "utf-16-le"
+            self.assertEqual(raw.decode(enc), CANARY, name)
 
     # ---- detectors -----------------------------------------------------------
 

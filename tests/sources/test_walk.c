@@ -666,6 +666,50 @@ static void test_is_binary(void **state)
     assert_false(sources_is_binary(NULL, 0));
 }
 
+static void test_utf16(void **state)
+{
+    (void)state;
+    static const char text[] = "key = 'abc'\r\n\t\xe9";
+    uint8_t le[64], be[64], *out = NULL;
+    size_t n = 0, cap = 0, len = 0;
+    le[0] = 0xff, le[1] = 0xfe, be[0] = 0xfe, be[1] = 0xff;
+    for (const char *s = text; *s; s++, n++) {
+        uint8_t c = (uint8_t)*s;
+        le[2 + 2 * n] = c, le[3 + 2 * n] = 0;
+        be[2 + 2 * n] = 0, be[3 + 2 * n] = c;
+    }
+    size_t bytes = 2 + 2 * n;
+    /* With a BOM either way round, and without one: text, not binary. */
+    size_t m = sources_utf16(le, bytes);
+    assert_true(m);
+    assert_false(sources_is_binary(le, bytes));
+    assert_int_equal(sources_utf16_start(m), 2);
+    assert_int_equal(sources_utf16_narrow(le, bytes, m, &out, &cap, &len), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(out, "key = 'abc'\r\n\t\x1a", n);
+    m = sources_utf16(be, bytes);
+    assert_true(m);
+    assert_int_equal(sources_utf16_narrow(be, bytes, m, &out, &cap, &len), 0);
+    assert_memory_equal(out, "key = 'abc'\r\n\t\x1a", n);
+    m = sources_utf16(le + 2, 22); /* the ASCII part: 95% of units must be */
+    assert_true(m);
+    assert_int_equal(sources_utf16_start(m), 0);
+    assert_int_equal(sources_utf16_narrow(le + 2, 22, m, &out, &cap, &len), 0);
+    assert_memory_equal(out, "key = 'abc'", 11);
+    /* Binary data with NULs, a lone BOM and text without NULs are not. */
+    uint8_t bin[4096];
+    for (size_t i = 0; i < sizeof bin; i++)
+        bin[i] = (uint8_t)(i * 7919u >> 3);
+    bin[10] = 0;
+    assert_false(sources_utf16(bin, sizeof bin));
+    assert_true(sources_is_binary(bin, sizeof bin));
+    bin[0] = 0xff, bin[1] = 0xfe;
+    assert_false(sources_utf16(bin, sizeof bin));
+    assert_false(sources_utf16((const uint8_t *)"\xff\xfe", 2));
+    assert_false(sources_utf16((const uint8_t *)"plain ascii text", 16));
+    free(out);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -694,6 +738,7 @@ int main(void)
         T(test_read_file),
         T(test_read_file_larger_than_initial_buffer),
         T(test_is_binary),
+        T(test_utf16),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
