@@ -642,7 +642,11 @@ size_t engine_regions_from_hits(const kh_engine *e, const uint64_t *hit_offsets,
     qsort(tmp, n, sizeof *tmp, cmp_region);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (m && tmp[i].start <= out[m - 1].end) {
+        /* Regions whose scan windows (reach on each side) would overlap are
+         * one region: the bytes between them are scanned once, not twice.
+         * Owning the starts in between adds no finding: a match starting
+         * there would hold a keyword, hence lie in a region of its own. */
+        if (m && tmp[i].start <= out[m - 1].end + out[m - 1].reach + tmp[i].reach) {
             if (tmp[i].end > out[m - 1].end)
                 out[m - 1].end = tmp[i].end;
             if (tmp[i].reach > out[m - 1].reach)

@@ -271,6 +271,439 @@ static void gpu_drop_to_cpu(kh_gpu *g, const char *why)
         fprintf(stderr, "keyhog: gpu: %s; scanning on the CPU\n", why);
 }
 
+/* ------------------------------------------------------------------ */
+/* Keyword filters: the token shape after a keyword                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Most vendor tokens are a literal prefix and a run of one character class
+ * ('SK' and 32 hex digits).  When every pattern of a detector holds one of
+ * its keywords at a place every match passes through, followed by at least
+ * m characters of a class, a keyword occurrence without such a run after it
+ * cannot be the one inside a match: the device drops it, and the CPU
+ * confirms far fewer windows.  The match's own occurrence always passes, so
+ * its window is still there and the findings do not change.
+ *
+ * The reader below understands just enough regex to prove that: literals,
+ * escaped punctuation, classes and \w \d \s, groups, alternation and
+ * quantifiers.  Anything else (lookaround, backreferences, \p, \x...) makes
+ * the pattern unprovable and leaves the detector's keywords unfiltered.
+ */
+
+enum { RX_LIT, RX_CLASS, RX_OPEN, RX_CLOSE, RX_ALT, RX_ASSERT };
+
+typedef struct rx_token {
+    int kind;
+    uint8_t lit;        /* RX_LIT */
+    uint32_t cls[8];    /* RX_LIT (one byte) and RX_CLASS */
+    unsigned min, max;  /* quantifier; 1,1 when none; max UINT_MAX unbounded */
+    int match;          /* RX_OPEN: index of its RX_CLOSE, and back */
+} rx_token;
+
+static void cls_set(uint32_t *c, unsigned b)
+{
+    c[b >> 5] |= 1u << (b & 31);
+}
+
+static void cls_add_shorthand(uint32_t *c, char what)
+{
+    for (unsigned b = 0; b < 256; b++) {
+        int in = 0;
+        if (what == 'w' || what == 'W')
+            in = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+                 b == '_';
+        else if (what == 'd' || what == 'D')
+            in = b >= '0' && b <= '9';
+        else if (what == 's' || what == 'S')
+            in = b == ' ' || (b >= 9 && b <= 13);
+        if (what >= 'A' && what <= 'Z')
+            in = !in;
+        if (in)
+            cls_set(c, b);
+    }
+}
+
+/* Escaped bytes that stand for themselves. */
+static int rx_plain_escape(char c)
+{
+    return c && strchr(".-/\\_:@#~!%&=,;'\"<>`[](){}|*+?^$ ", c) != NULL;
+}
+
+static int rx_escape_byte(char c, uint8_t *b)
+{
+    switch (c) {
+    case 'n': *b = '\n'; return 1;
+    case 't': *b = '\t'; return 1;
+    case 'r': *b = '\r'; return 1;
+    default:
+        if (rx_plain_escape(c)) {
+            *b = (uint8_t)c;
+            return 1;
+        }
+        return 0;
+    }
+}
+
+/* Parses [...] at r[*i] (just past '['); 0 on success. */
+static int rx_class(const char *r, size_t *i, uint32_t *cls)
+{
+    int negate = 0;
+    uint32_t c[8] = {0};
+    if (r[*i] == '^') {
+        negate = 1;
+        (*i)++;
+    }
+    int first = 1;
+    while (r[*i] && (r[*i] != ']' || first)) {
+        first = 0;
+        unsigned lo;
+        if (r[*i] == '[')
+            return 1; /* POSIX classes and nesting: not handled */
+        if (r[*i] == '\\') {
+            char e = r[*i + 1];
+            if (!e)
+                return 1;
+            *i += 2;
+            if (strchr("wWdDsS", e)) {
+                cls_add_shorthand(c, e);
+                continue;
+            }
+            uint8_t b;
+            if (!rx_escape_byte(e, &b))
+                return 1;
+            lo = b;
+        } else {
+            lo = (uint8_t)r[(*i)++];
+        }
+        unsigned hi = lo;
+        if (r[*i] == '-' && r[*i + 1] && r[*i + 1] != ']') {
+            (*i)++;
+            if (r[*i] == '\\') {
+                uint8_t b;
+                if (!rx_escape_byte(r[*i + 1], &b))
+                    return 1;
+                hi = b;
+                *i += 2;
+            } else {
+                hi = (uint8_t)r[(*i)++];
+            }
+            if (hi < lo)
+                return 1;
+        }
+        for (unsigned b = lo; b <= hi; b++)
+            cls_set(c, b);
+    }
+    if (r[*i] != ']')
+        return 1;
+    (*i)++;
+    for (int k = 0; k < 8; k++)
+        cls[k] = negate ? ~c[k] : c[k];
+    return 0;
+}
+
+/* Reads a quantifier at r[*i], if any, into min/max. */
+static int rx_quantifier(const char *r, size_t *i, unsigned *min, unsigned *max)
+{
+    *min = *max = 1;
+    char q = r[*i];
+    if (q == '?' || q == '*' || q == '+') {
+        *min = q == '+';
+        *max = q == '?' ? 1 : UINT_MAX;
+        (*i)++;
+    } else if (q == '{') {
+        char *end;
+        unsigned long a = strtoul(r + *i + 1, &end, 10);
+        if (end == r + *i + 1)
+            return 0; /* a literal '{' */
+        unsigned long b = a;
+        if (*end == ',') {
+            if (end[1] == '}') {
+                b = UINT_MAX;
+                end++;
+            } else {
+                char *e2;
+                b = strtoul(end + 1, &e2, 10);
+                if (e2 == end + 1)
+                    return 1;
+                end = e2;
+            }
+        }
+        if (*end != '}')
+            return 1;
+        *min = a > 1000 ? 1000 : (unsigned)a;
+        *max = b > UINT_MAX ? UINT_MAX : (unsigned)b;
+        *i = (size_t)(end - r) + 1;
+    } else {
+        return 0;
+    }
+    if (r[*i] == '?' || r[*i] == '+')
+        (*i)++; /* lazy or possessive: same lengths */
+    return 0;
+}
+
+/* Tokenizes a regex; returns the count, or -1 for anything not handled. */
+static int rx_tokens(const char *r, rx_token *t, int cap)
+{
+    int n = 0, stack[64], depth = 0;
+    size_t i = 0;
+    while (r[i]) {
+        if (n >= cap)
+            return -1;
+        rx_token *k = &t[n];
+        memset(k, 0, sizeof *k);
+        char c = r[i];
+        if (c == '(') {
+            i++;
+            if (r[i] == '?') {
+                /* (?: (?i: (?im: and inline (?i): flags only. */
+                size_t j = i + 1;
+                while (r[j] && strchr("imsx-", r[j]))
+                    j++;
+                if (r[j] == ')') { /* inline flags: nothing to match */
+                    i = j + 1;
+                    continue;
+                }
+                if (r[j] != ':')
+                    return -1; /* lookaround, named groups, ... */
+                i = j + 1;
+            }
+            if (depth == 64)
+                return -1;
+            k->kind = RX_OPEN;
+            stack[depth++] = n++;
+            continue;
+        }
+        if (c == ')') {
+            if (!depth)
+                return -1;
+            i++;
+            k->kind = RX_CLOSE;
+            int open = stack[--depth];
+            k->match = open;
+            t[open].match = n;
+            if (rx_quantifier(r, &i, &k->min, &k->max))
+                return -1;
+            n++;
+            continue;
+        }
+        if (c == '|') {
+            k->kind = RX_ALT;
+            i++;
+            n++;
+            continue;
+        }
+        if (c == '^' || c == '$') {
+            k->kind = RX_ASSERT;
+            i++;
+            n++;
+            continue;
+        }
+        if (c == '[') {
+            i++;
+            k->kind = RX_CLASS;
+            if (rx_class(r, &i, k->cls))
+                return -1;
+        } else if (c == '.') {
+            i++;
+            k->kind = RX_CLASS;
+            for (unsigned b = 0; b < 256; b++)
+                if (b != '\n')
+                    cls_set(k->cls, b);
+        } else if (c == '\\') {
+            char e = r[i + 1];
+            i += 2;
+            if (e == 'b' || e == 'B' || e == 'A' || e == 'z' || e == 'Z') {
+                k->kind = RX_ASSERT;
+                n++;
+                continue;
+            }
+            if (e && strchr("wWdDsS", e)) {
+                k->kind = RX_CLASS;
+                cls_add_shorthand(k->cls, e);
+            } else {
+                uint8_t b;
+                if (!rx_escape_byte(e, &b))
+                    return -1;
+                k->kind = RX_LIT;
+                k->lit = b;
+                cls_set(k->cls, b);
+            }
+        } else if (c == '*' || c == '+' || c == '?' || c == '{' || c == ']' || c == '}') {
+            if (c != '{' && c != ']' && c != '}')
+                return -1;
+            i++;
+            k->kind = RX_LIT;
+            k->lit = (uint8_t)c;
+            cls_set(k->cls, (uint8_t)c);
+        } else {
+            i++;
+            k->kind = RX_LIT;
+            k->lit = (uint8_t)c;
+            cls_set(k->cls, (uint8_t)c);
+        }
+        if (rx_quantifier(r, &i, &k->min, &k->max))
+            return -1;
+        n++;
+    }
+    return depth ? -1 : n;
+}
+
+/* Whether token j is passed by every match: it and every group around it
+ * are not optional, and no alternation sits beside it at any level. */
+static int rx_mandatory(const rx_token *t, int n, int j)
+{
+    if (t[j].min == 0)
+        return 0;
+    /* Walk outwards level by level: from j, look left and right at the
+     * same depth for '|', and at the enclosing group's quantifier. */
+    int lo = j, hi = j;
+    for (;;) {
+        int d = 0, open = -1;
+        for (int k = lo - 1; k >= 0; k--) {
+            if (t[k].kind == RX_CLOSE)
+                d++;
+            else if (t[k].kind == RX_OPEN) {
+                if (d == 0) {
+                    open = k;
+                    break;
+                }
+                d--;
+            } else if (t[k].kind == RX_ALT && d == 0)
+                return 0;
+        }
+        d = 0;
+        for (int k = hi + 1; k < n; k++) {
+            if (t[k].kind == RX_OPEN)
+                d++;
+            else if (t[k].kind == RX_CLOSE) {
+                if (d == 0)
+                    break;
+                d--;
+            } else if (t[k].kind == RX_ALT && d == 0)
+                return 0;
+        }
+        if (open < 0)
+            return 1;
+        int close = t[open].match;
+        if (t[close].min == 0)
+            return 0;
+        lo = open;
+        hi = close;
+    }
+}
+
+static uint8_t ascii_lower(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c;
+}
+
+/* Looks in pattern tokens for a mandatory occurrence of keyword kw followed
+ * by a mandatory class run; on success fills cls (case-folded) and *run. */
+static int rx_keyword_run(const rx_token *t, int n, const char *kw, uint32_t *cls, unsigned *run)
+{
+    size_t kl = strlen(kw);
+    int found = 0;
+    for (int j = 0; j + (int)kl < n; j++) {
+        size_t m = 0;
+        while (m < kl && t[j + (int)m].kind == RX_LIT && t[j + (int)m].min == 1 &&
+               t[j + (int)m].max == 1 &&
+               ascii_lower(t[j + (int)m].lit) == ascii_lower((uint8_t)kw[m]) &&
+               rx_mandatory(t, n, j + (int)m))
+            m++;
+        if (m < kl)
+            continue;
+        const rx_token *next = &t[j + (int)kl];
+        if ((next->kind != RX_CLASS && next->kind != RX_LIT) || next->min == 0 ||
+            !rx_mandatory(t, n, j + (int)kl))
+            continue;
+        uint32_t c[8];
+        memcpy(c, next->cls, sizeof c);
+        for (unsigned b = 'A'; b <= 'Z'; b++) {
+            if (c[b >> 5] & (1u << (b & 31)))
+                cls_set(c, b | 0x20);
+            if (c[(b | 0x20) >> 5] & (1u << ((b | 0x20) & 31)))
+                cls_set(c, b);
+        }
+        unsigned r = next->min > GPU_MAX_RUN ? GPU_MAX_RUN : next->min;
+        if (!found || r < *run) {
+            /* Two places: either may be the one; keep the weaker test. */
+            if (found)
+                for (int k = 0; k < 8; k++)
+                    c[k] |= cls[k];
+            memcpy(cls, c, sizeof c);
+            *run = r;
+        } else {
+            for (int k = 0; k < 8; k++)
+                cls[k] |= c[k];
+        }
+        found = 1;
+    }
+    return found;
+}
+
+int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out)
+{
+    size_t nk = engine_keyword_count(e);
+    memset(out, 0, (nk ? nk : 1) * sizeof *out);
+    rx_token *t = malloc(1024 * sizeof *t);
+    if (!t)
+        return 0;
+    int filtered = 0;
+    const kh_detectors *set = e->set;
+    /* Keyword entries are laid out detector by detector, in set order. */
+    size_t base = 0;
+    for (uint32_t di = 0; di < set->count; di++) {
+        const spec_detector *d = set->items[di];
+        size_t kc = d->keyword_count;
+        int ok = kc > 0;
+        /* Patterns off Vectorscan are found through their keywords
+         * anywhere in the chunk: their keywords must all stay. */
+        for (uint32_t p = 0; p < e->pattern_count && ok; p++)
+            if (e->patterns[p].detector == di && !e->patterns[p].on_vectorscan)
+                ok = 0;
+        gpu_keyword_filter f[64];
+        unsigned anchored[64] = {0};
+        if (kc > 64)
+            ok = 0;
+        for (size_t k = 0; ok && k < kc; k++)
+            memset(&f[k], 0, sizeof f[k]);
+        for (size_t pi = 0; ok && pi < d->pattern_count; pi++) {
+            int n = rx_tokens(d->patterns[pi].regex, t, 1024);
+            if (n < 0) {
+                ok = 0;
+                break;
+            }
+            /* Each pattern must pass through a filtered keyword; if it
+             * passes through several, any of them may be the one. */
+            int any = 0;
+            for (size_t k = 0; k < kc; k++) {
+                uint32_t c[8] = {0};
+                unsigned run = 0;
+                if (!rx_keyword_run(t, n, d->keywords[k], c, &run))
+                    continue;
+                any = 1;
+                if (!anchored[k] || run < f[k].min_run)
+                    f[k].min_run = run;
+                for (int w = 0; w < 8; w++)
+                    f[k].cls[w] |= c[w];
+                anchored[k] = 1;
+            }
+            if (!any)
+                ok = 0;
+        }
+        /* A keyword no pattern passes through gets no test: its hits are
+         * kept (dropping them is also sound, but gains little). */
+        for (size_t k = 0; k < kc && base + k < nk; k++)
+            if (ok && anchored[k]) {
+                out[base + k] = f[k];
+                filtered++;
+            }
+        base += kc;
+    }
+    free(t);
+    return filtered;
+}
+
 int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,
                  kh_gpu **out, kh_error *err)
 {
@@ -282,6 +715,7 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
         return KH_EUNSUPPORTED;
     }
     size_t nk = engine_keyword_count(e);
+    gpu_keyword_filter *filters = NULL;
     const char **kw = malloc((nk + 1) * sizeof *kw);
     kh_gpu *g = calloc(1, sizeof *g);
     if (!kw || !g) {
@@ -322,10 +756,17 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
     }
     if (last - first > GPU_MAX_DEVICES)
         last = first + GPU_MAX_DEVICES;
+    /* KEYHOG_GPU_FILTERS=0 turns the token-shape filters off (to measure
+     * what they save; the findings are the same either way). */
+    const char *fenv = getenv("KEYHOG_GPU_FILTERS");
+    filters = calloc(nk + 1, sizeof *filters);
+    if (filters && !(fenv && !strcmp(fenv, "0")))
+        gpu_keyword_filters(e, filters);
     gpu_session_opts so = {
         .persistent = !(opts && opts->no_persistent),
         .force_fail = force_fail_of(opts),
         .quiet = g->quiet,
+        .filters = filters,
     };
     for (int d = first; d < last; d++) {
         so.device = d;
@@ -342,6 +783,7 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
         goto fail;
     }
     free(kw);
+    free(filters);
     gpu_update_status(g);
     *out = g;
     return KH_OK;
@@ -349,6 +791,7 @@ fail:
     pthread_mutex_destroy(&g->status_mu);
     pthread_mutex_destroy(&g->pack_mu);
     free(kw);
+    free(filters);
     free(g);
     return err ? err->code : KH_EUNSUPPORTED;
 }
@@ -635,6 +1078,7 @@ size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
 struct gpu_session {
     char **keywords;
     uint32_t nkeywords;
+    gpu_keyword_filter *filters; /* NULL: none */
     int persistent;
     int fail_launch;
     gpu_hit *hits;
@@ -667,8 +1111,36 @@ static void ref_close(gpu_session *s)
     for (uint32_t i = 0; i < s->nkeywords; i++)
         free(s->keywords[i]);
     free(s->keywords);
+    free(s->filters);
     free(s->hits);
     free(s);
+}
+
+/* Drops the hits from `from` on whose keyword's filter fails, as the
+ * device does (the byte after the chunk reads as its NUL separator). */
+static void ref_filter(gpu_session *s, size_t from, const uint8_t *data, size_t len)
+{
+    if (!s->filters)
+        return;
+    size_t w = from;
+    for (size_t i = from; i < s->nhits; i++) {
+        const gpu_hit *h = &s->hits[i];
+        const gpu_keyword_filter *f = &s->filters[h->keyword];
+        size_t at = (size_t)h->offset + strlen(s->keywords[h->keyword]);
+        uint32_t r = 0;
+        for (; r < f->min_run; r++) {
+            size_t p = at + r;
+            if (p > len)
+                break; /* past the separator: the device reads on; keep */
+            unsigned b = p < len ? data[p] : 0;
+            if (!((f->cls[b >> 5] >> (b & 31)) & 1u))
+                break;
+        }
+        if (r < f->min_run && at + r <= len)
+            continue;
+        s->hits[w++] = *h;
+    }
+    s->nhits = w;
 }
 
 static int ref_open(const char *const *keywords, uint32_t n, const gpu_session_opts *o,
@@ -692,6 +1164,15 @@ static int ref_open(const char *const *keywords, uint32_t n, const gpu_session_o
             snprintf(msg, cap, "out of memory");
             return 1;
         }
+    if (o->filters) {
+        s->filters = malloc((n + 1) * sizeof *s->filters);
+        if (!s->filters) {
+            ref_close(s);
+            snprintf(msg, cap, "out of memory");
+            return 1;
+        }
+        memcpy(s->filters, o->filters, n * sizeof *s->filters);
+    }
     s->persistent = o->persistent && !forced(ff, "persistent");
     if (o->persistent && !s->persistent && !o->quiet)
         fprintf(stderr, "keyhog: gpu: persistent kernel not started (forced); "
@@ -711,12 +1192,15 @@ static int ref_submit(gpu_session *s, const uint8_t *const *data, const size_t *
         return 1;
     }
     s->nhits = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        size_t from = s->nhits;
         if (gpu_find_keywords_cpu((const char *const *)s->keywords, s->nkeywords, data[i], len[i],
                                   (uint32_t)i, &s->hits, &s->nhits, &s->cap) == (size_t)-1) {
             snprintf(msg, cap, "out of memory");
             return 1;
         }
+        ref_filter(s, from, data[i], len[i]);
+    }
     res->hits = s->hits;
     res->nhits = s->nhits;
     res->overflow = 0;
@@ -738,12 +1222,14 @@ static int ref_submit_packed(gpu_session *s, const uint8_t *packed, const uint64
             snprintf(msg, cap, "badly packed batch");
             return 1;
         }
+        size_t from = s->nhits, clen = (size_t)(starts[i + 1] - starts[i] - 1);
         if (gpu_find_keywords_cpu((const char *const *)s->keywords, s->nkeywords,
-                                  packed + starts[i], (size_t)(starts[i + 1] - starts[i] - 1),
-                                  (uint32_t)i, &s->hits, &s->nhits, &s->cap) == (size_t)-1) {
+                                  packed + starts[i], clen, (uint32_t)i, &s->hits, &s->nhits,
+                                  &s->cap) == (size_t)-1) {
             snprintf(msg, cap, "out of memory");
             return 1;
         }
+        ref_filter(s, from, packed + starts[i], clen);
     }
     res->hits = s->hits;
     res->nhits = s->nhits;

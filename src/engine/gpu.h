@@ -38,6 +38,16 @@ extern "C" {
 
 typedef struct gpu_session gpu_session;
 
+/* Longest class run a keyword filter asks for. */
+#define GPU_MAX_RUN 32
+
+/* What must follow a keyword for its occurrence to matter: at least
+ * min_run bytes of the class cls (a 256-bit set); min_run 0 = no test. */
+typedef struct gpu_keyword_filter {
+    uint32_t cls[8];
+    uint32_t min_run;
+} gpu_keyword_filter;
+
 /* One keyword occurrence: keyword `keyword` starts at byte `offset` of chunk
  * `chunk` of the submitted batch.  A session returns hits grouped by chunk in
  * ascending chunk order (offsets within a chunk in no particular order). */
@@ -54,6 +64,7 @@ typedef struct gpu_session_opts {
     size_t piece_bytes;     /* bytes per copy/compute piece; 0 = default */
     size_t max_hits;        /* hit queue capacity per batch; 0 = default */
     int quiet;              /* no line on stderr when a mode is dropped */
+    const gpu_keyword_filter *filters; /* one per keyword, or NULL */
 } gpu_session_opts;
 
 typedef struct gpu_batch_result {
@@ -121,6 +132,10 @@ typedef struct gpu_stats {
     uint64_t hits, regions, region_bytes;
 } gpu_stats;
 void gpu_stats_get(const kh_gpu *g, gpu_stats *out);
+
+/* Fills one filter per keyword of the engine (engine_keyword order) from
+ * the detectors' regexes; returns how many keywords got a test. */
+int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out);
 
 /* kh_gpu_open with a given backend instead of the dlopened one (tests). */
 int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,

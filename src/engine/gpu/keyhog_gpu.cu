@@ -69,6 +69,7 @@ typedef struct tables {
     const unsigned int *bucket; /* 65537 starts into order[] by 2-byte prefix */
     const unsigned int *order;  /* keyword ids */
     const kw_entry *kw;
+    const gpu_keyword_filter *filter; /* per keyword; min_run 0 = none */
     const unsigned char *bytes; /* lower-cased keywords */
 } tables;
 
@@ -140,6 +141,17 @@ __device__ __forceinline__ void verify(const unsigned char *buf, unsigned long l
         while (j < e.len && fold(load1<COHERENT>(buf + pos + j)) == t.bytes[e.off + j])
             j++;
         if (j == e.len) {
+            /* The token shape after the keyword (gpu_keyword_filters). */
+            const gpu_keyword_filter *f = &t.filter[id];
+            unsigned int need = f->min_run, r = 0;
+            while (r < need) {
+                unsigned int b = load1<COHERENT>(buf + pos + e.len + r);
+                if (!((f->cls[b >> 5] >> (b & 31)) & 1u))
+                    break;
+                r++;
+            }
+            if (r < need)
+                continue;
             unsigned long long at = atomicAdd(out.count, 1ull);
             if (at < out.cap) {
                 dev_hit h = {base + pos, id, 0};
@@ -273,7 +285,7 @@ struct gpu_session {
     int device;
     volatile int mode;
     int quiet, fail_launch;
-    int nkeywords, maxkw;
+    int nkeywords, maxkw, maxrun;
     cudaStream_t copy[2], kstream;
     cudaEvent_t copied[2], computed[2];
     unsigned char *stage[2], *dbuf[2];
@@ -486,8 +498,8 @@ static unsigned int host_fold(unsigned char c)
 
 /* Builds the filter bits, buckets and keyword bytes in one host block laid
  * out exactly as on the device, and copies it over in one go. */
-static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n, char *msg,
-                         size_t cap)
+static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
+                         const gpu_keyword_filter *filters, char *msg, size_t cap)
 {
     size_t total = 0;
     for (unsigned int i = 0; i < n; i++)
@@ -496,7 +508,8 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
     size_t off_bucket = off_bits + (BIT2_WORDS + BIT3_WORDS) * 4;
     size_t off_order = off_bucket + 65537 * 4;
     size_t off_kw = off_order + (size_t)n * 4;
-    size_t off_bytes = off_kw + (size_t)n * sizeof(kw_entry);
+    size_t off_filter = off_kw + (size_t)n * sizeof(kw_entry);
+    size_t off_bytes = off_filter + (size_t)n * sizeof(gpu_keyword_filter);
     size_t size = off_bytes + total + 16;
     unsigned char *h = (unsigned char *)calloc(1, size);
     if (!h) {
@@ -508,8 +521,17 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
     unsigned int *order = (unsigned int *)(h + off_order);
     kw_entry *kw = (kw_entry *)(h + off_kw);
     unsigned char *bytes = h + off_bytes;
+    gpu_keyword_filter *flt = (gpu_keyword_filter *)(h + off_filter);
     size_t at = 0;
     s->maxkw = 0;
+    s->maxrun = 0;
+    for (unsigned int i = 0; filters && i < n; i++) {
+        flt[i] = filters[i];
+        if (flt[i].min_run > GPU_MAX_RUN)
+            flt[i].min_run = GPU_MAX_RUN;
+        if ((int)flt[i].min_run > s->maxrun)
+            s->maxrun = (int)flt[i].min_run;
+    }
     for (unsigned int i = 0; i < n; i++) {
         size_t l = strlen(kws[i]);
         kw[i].off = (unsigned)at;
@@ -553,6 +575,7 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
     s->t.bucket = (const unsigned int *)(d + off_bucket);
     s->t.order = (const unsigned int *)(d + off_order);
     s->t.kw = (const kw_entry *)(d + off_kw);
+    s->t.filter = (const gpu_keyword_filter *)(d + off_filter);
     s->t.bytes = d + off_bytes;
     return 0;
 }
@@ -590,10 +613,10 @@ static int kh_session_open(const char *const *keywords, uint32_t n, const gpu_se
     TRY(cudaSetDevice(o->device), "set device");
     TRY(cudaGetDeviceProperties(&p, o->device), "device properties");
     s->grid = p.multiProcessorCount * 4;
-    if (upload_tables(s, keywords, n, msg, cap))
+    if (upload_tables(s, keywords, n, o->filters, msg, cap))
         goto fail;
     for (int i = 0; i < 2; i++) {
-        size_t bytes = s->piece + GPU_MAX_KEYWORD + PAD;
+        size_t bytes = s->piece + GPU_MAX_KEYWORD + GPU_MAX_RUN + PAD;
         TRY(cudaStreamCreateWithFlags(&s->copy[i], cudaStreamNonBlocking), "stream");
         TRY(cudaEventCreateWithFlags(&s->copied[i], cudaEventDisableTiming), "event");
         TRY(cudaEventCreateWithFlags(&s->computed[i], cudaEventDisableTiming), "event");
@@ -678,8 +701,10 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
         int b = k & 1;
         unsigned long long valid = total - a < s->piece ? total - a : s->piece;
         unsigned long long extra = total - a - valid;
-        if (extra > (unsigned long long)s->maxkw)
-            extra = (unsigned long long)s->maxkw;
+        /* A keyword starting in the piece, and the run after it, must be
+         * there whole. */
+        if (extra > (unsigned long long)(s->maxkw + s->maxrun))
+            extra = (unsigned long long)(s->maxkw + s->maxrun);
         const unsigned char *src;
         size_t bytes;
         if (packed) {
@@ -940,7 +965,7 @@ int main(int argc, char **argv)
     }
     char msg[256];
     for (int persistent = 0; persistent < 2; persistent++) {
-        gpu_session_opts o = {0, persistent, NULL, 0, 0, 0};
+        gpu_session_opts o = {0, persistent, NULL, 0, 0, 0, NULL};
         gpu_session *s;
         if (kh_session_open(kws, n, &o, &s, msg, sizeof msg)) {
             fprintf(stderr, "open: %s\n", msg);
