@@ -126,6 +126,8 @@ typedef struct git_scan_opts {
                              * HEAD (what `git commit` would record) */
     uint64_t max_blob_size; /* bytes; 0 = no limit */
     sources_shard shard;    /* by blob id: a blob is read only by its shard */
+    int libgit2_only;       /* read blobs with libgit2 even where a `git`
+                             * binary could (git.c says why it is preferred) */
 } git_scan_opts;
 
 /* Walks history oldest first and emits every distinct blob once, from the

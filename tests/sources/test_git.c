@@ -385,6 +385,38 @@ static void test_stop_and_errors(void **state)
     result_free(&n);
 }
 
+/* Blobs come from `git cat-file` where git is on PATH and from libgit2
+ * otherwise (or when asked): both give the same items, skips and order. */
+static void test_readers_agree(void **state)
+{
+    repo_fixture *f = *state;
+    git_scan_opts limits[] = {{0}, {.max_blob_size = 20}, {.branch = "feature"}};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        git_scan_opts o = limits[i];
+        result a = {.check_attribution = 1}, b = {.check_attribution = 1}, c = {0};
+        scan(f, &o, &a, 0);
+        o.libgit2_only = 1;
+        scan(f, &o, &b, 0);
+        assert_non_null(a.emitted);
+        assert_string_equal(a.emitted, b.emitted);
+        assert_string_equal(a.skipped ? a.skipped : "", b.skipped ? b.skipped : "");
+
+        /* No git binary at all: the libgit2 reader, the same result. */
+        const char *path = getenv("PATH");
+        char *saved = path ? strdup(path) : NULL;
+        setenv("PATH", "/nonexistent/kh-no-git", 1);
+        o.libgit2_only = 0;
+        scan(f, &o, &c, 0);
+        if (saved) setenv("PATH", saved, 1);
+        free(saved);
+        assert_string_equal(a.emitted, c.emitted);
+        assert_string_equal(a.skipped ? a.skipped : "", c.skipped ? c.skipped : "");
+        result_free(&a);
+        result_free(&b);
+        result_free(&c);
+    }
+}
+
 /* Runs last: removes the loose object of feature.txt's blob. */
 static void test_corrupt_object(void **state)
 {
@@ -409,7 +441,8 @@ int main(void)
         cmocka_unit_test(test_all_refs),       cmocka_unit_test(test_branch),
         cmocka_unit_test(test_range),          cmocka_unit_test(test_since),
         cmocka_unit_test(test_max_blob_size),  cmocka_unit_test(test_staged),
-        cmocka_unit_test(test_stop_and_errors), cmocka_unit_test(test_corrupt_object),
+        cmocka_unit_test(test_stop_and_errors), cmocka_unit_test(test_readers_agree),
+        cmocka_unit_test(test_corrupt_object),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
