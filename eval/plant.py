@@ -177,7 +177,9 @@ def fixed_mask(det, secret):
     while i < n:
         best = 0
         for j in range(min(n, i + 48), i + 1, -1):
-            if low[i:j] in det.literal_lower:
+            # two-character literals only at the ends ("...AA"): inside a
+            # token they are mostly chance ("Za" of "A-Za-z")
+            if (j - i >= 3 or i == 0 or j == n) and low[i:j] in det.literal_lower:
                 best = j - i
                 break
         if best:
@@ -323,8 +325,37 @@ def fresh_uuids(rnd, text):
 JWT_RE = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")
 
 
-def fresh_token(rnd, det, tries=40):
-    pre, exp, post = rnd.choice(det.examples)
+RANDOM_RUN_RE = re.compile(r"[A-Za-z0-9+/]{16,}")
+
+
+def random_looking(run):
+    return (any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+            and len(set(run)) >= 10)
+
+
+def fresh_context(rnd, text):
+    """Other tokens in an example's context (the secret key next to an AWS
+    key id) are redrawn too, so no example string is planted as it is."""
+    def one(m):
+        run = m.group(0)
+        if not random_looking(run):
+            return run
+        return mutate(rnd, run, [not c.isalnum() for c in run])
+    return RANDOM_RUN_RE.sub(one, fresh_pem(rnd, text))
+
+
+def clean_context(pre, post):
+    """No other secret around: a decoy must be reportable as nothing."""
+    ctx = pre + " " + post
+    return "-----BEGIN" not in ctx and not any(
+        random_looking(m.group(0)) for m in RANDOM_RUN_RE.finditer(ctx))
+
+
+def fresh_token(rnd, det, tries=40, clean=False):
+    examples = [e for e in det.examples if not clean or clean_context(e[0], e[2])]
+    if not examples:
+        return None
+    pre, exp, post = rnd.choice(examples)
     mask = fixed_mask(det, exp)
     if all(mask):  # nothing random to vary (a fixed-format example)
         return None
@@ -340,9 +371,11 @@ def fresh_token(rnd, det, tries=40):
         v = det.verified(pre + s + post, s)
         if v is False:
             continue
-        # A key block in the example's context (a service-account JSON
-        # around its key id) is made fresh too: no example text is planted.
-        pre, post = fresh_pem(rnd, pre), fresh_pem(rnd, post)
+        # Key blocks and tokens in the example's context (a service-account
+        # JSON around its key id) are made fresh too, if the regex agrees.
+        pre2, post2 = fresh_context(rnd, pre), fresh_context(rnd, post)
+        if det.verified(pre2 + s + post2, s) is not False:
+            pre, post = pre2, post2
         return Token(det, pre, s, post, v is True)
     return None
 
@@ -581,11 +614,22 @@ class Tree:
                 return p
         return None
 
+    def pick_dir(self, soft):
+        if soft and not self.soft_dirs:  # a tree with no docs: a docs/ of our own
+            return os.path.join(self.rnd.choice(self.dirs), "docs")
+        return self.rnd.choice(self.soft_dirs if soft else self.dirs)
+
     def pick_new(self, ft, soft=False):
         names = NEW_NAMES[ft]
         for _ in range(200):
-            d = self.rnd.choice(self.soft_dirs if soft else self.dirs)
+            d = self.pick_dir(soft)
             p = os.path.join(d, self.rnd.choice(names))
+            if p not in self.used and not os.path.exists(os.path.join(self.root, p)):
+                self.used.add(p)
+                return p
+        for k in range(1, 10**6):  # a small tree: new deploy/ folders
+            d = self.pick_dir(soft)
+            p = os.path.join(d, "deploy%d" % k, self.rnd.choice(names))
             if p not in self.used and not os.path.exists(os.path.join(self.root, p)):
                 self.used.add(p)
                 return p
@@ -761,9 +805,12 @@ def redact(s):
     return s[:3] + "..." + s[-3:] if len(s) > 8 else "***"
 
 
-def plant(tree_root, seed, manifest_path, detectors_dir, encoded_share=0.45, decoys_per_det=1.0):
+def plant(tree_root, seed, manifest_path, detectors_dir, encoded_share=0.45, decoys_per_det=1.0,
+          max_detectors=0):
     rnd = random.Random(seed)
     dets = load_detectors(detectors_dir)
+    if max_detectors and len(dets) > max_detectors:  # small trees (the test)
+        dets = sorted(rnd.sample(dets, max_detectors), key=lambda d: d.id)
     tree = Tree(tree_root, rnd)
     rows = []
     unverified = 0
@@ -813,7 +860,7 @@ def plant(tree_root, seed, manifest_path, detectors_dir, encoded_share=0.45, dec
 
         n_decoys = int(decoys_per_det) + (rnd.random() < decoys_per_det % 1)
         for _ in range(n_decoys):
-            tok = fresh_token(rnd, det)
+            tok = fresh_token(rnd, det, clean=True)
             if tok is None:
                 continue
             r = rnd.random()
@@ -869,9 +916,11 @@ def main(argv=None):
     ap.add_argument("--detectors", default=os.path.join(os.path.dirname(__file__), "..", "detectors"))
     ap.add_argument("--encoded-share", type=float, default=0.45)
     ap.add_argument("--decoys-per-detector", type=float, default=1.0)
+    ap.add_argument("--max-detectors", type=int, default=0,
+                    help="plant for a random sample of this many detectors (0: all)")
     a = ap.parse_args(argv)
     rows, unverified = plant(a.tree, a.seed, a.manifest, a.detectors, a.encoded_share,
-                             a.decoys_per_detector)
+                             a.decoys_per_detector, a.max_detectors)
     secrets = sum(r["kind"] == "secret" for r in rows)
     print("plant: seed %d: %d secrets (%d services), %d decoys; %d tokens not checkable "
           "with Python's re" % (a.seed, secrets, len({r["service"] for r in rows if r["service"]}),

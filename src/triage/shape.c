@@ -211,12 +211,23 @@ static void triage_runs(const uint8_t *s, size_t n, size_t *max_run_xdot, size_t
 
 /* Longest run of alphanumerics each one more (or each one less) than the
  * last: "abcdefgh", "12345678", "987654".  "0123456789" counts as one run
- * although ASCII '9' + 1 is ':', and "1234567890" likewise wraps. */
+ * although ASCII '9' + 1 is ':', and "1234567890" likewise wraps.  The
+ * separators of grouped formats ('-', '_', '.') are looked through, so
+ * "A3-123456-789ABC" is the run "123456789" (make eval's sequential
+ * decoys in dashed key formats passed as random without this). */
+static int triage_is_group_sep(uint8_t c) { return c == '-' || c == '_' || c == '.'; }
+
 static size_t triage_sequence_run(const uint8_t *s, size_t n)
 {
     size_t best = n ? 1 : 0, up = 1, down = 1;
-    for (size_t i = 1; i < n; i++) {
-        uint8_t a = s[i - 1], b = s[i];
+    size_t prev = 0;
+    while (prev < n && triage_is_group_sep(s[prev]))
+        prev++;
+    for (size_t i = prev + 1; i < n; i++) {
+        if (triage_is_group_sep(s[i]))
+            continue;
+        uint8_t a = s[prev], b = s[i];
+        prev = i;
         int alnum = isalnum(a) && isalnum(b);
         int step_up = alnum && (b == a + 1 || (a == '9' && b == '0'));
         int step_down = alnum && (a == b + 1 || (a == '0' && b == '9'));

@@ -147,6 +147,8 @@ static void test_placeholders_caught(void **state)
         "true", "false", "TODO", "xxx", "test", "", "a", "abcd", "1234",
         "a1aa2aa3ab",   /* only the 60% rule applies: six a in ten */
         "abcabcabcabc", /* only the three-distinct rule applies */
+        "A3-123456-789ABC-DEFG3-HIJKL-MNOPQ-RSTUV", /* runs through separators */
+        "RGAPI-9a123456-789a-abcd-ef01-239a456789ab",
     };
     for (size_t i = 0; i < sizeof fakes / sizeof fakes[0]; i++) {
         if (!ph(fakes[i]))
@@ -168,6 +170,7 @@ static void test_real_looking_kept(void **state)
         "Zx9_<qr>",                /* a two-letter body is too short for a template */
         "a1aa2aa3bc",              /* five a in ten: under 60% */
         "Qz7abcdK9x",              /* a 4-run of 10: not "a large part" */
+        "A3-K7QW2M-4TZ9XB-R8LPD-N2VJH-Q6YTC-W3MFK", /* grouped and random */
         "price$5",                 /* '$' not followed by a name */
         "x{{y",                    /* unclosed */
         "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

@@ -197,11 +197,18 @@ def _is_variable(s):
 
 
 def _sequence_run(s):
+    """Twin of triage_sequence_run: '-', '_' and '.' are looked through."""
     n = len(s)
     best = 1 if n else 0
     up = down = 1
-    for i in range(1, n):
-        a, b = s[i - 1], s[i]
+    prev = 0
+    while prev < n and s[prev] in b"-_.":
+        prev += 1
+    for i in range(prev + 1, n):
+        if s[i] in b"-_.":
+            continue
+        a, b = s[prev], s[i]
+        prev = i
         alnum = _isalnum(a) and _isalnum(b)
         step_up = alnum and (b == a + 1 or (a == ord("9") and b == ord("0")))
         step_down = alnum and (a == b + 1 or (a == ord("0") and b == ord("9")))
