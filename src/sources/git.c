@@ -52,6 +52,7 @@ extern char **environ;
 #define GIT_MAX_TREE_DEPTH 256 /* deeper trees are hostile, not real */
 #define GIT_SET_MIN 1024
 #define GIT_RECENT 8
+#define GIT_TREE_CACHE 1024 /* subtrees kept parsed, direct-mapped by id */
 
 /* Open-addressing set of raw object ids.  Ids are uniformly random, so
  * their first bytes are a perfect hash; linear probing, load kept <= 1/2. */
@@ -70,6 +71,21 @@ typedef struct git_catfile {
     FILE *from;
     int state; /* 0 not started, 1 running, -1 unusable: libgit2 reads */
 } git_catfile;
+
+/* Who and where, for an item emitted now or once its bytes arrive. */
+typedef struct git_origin {
+    const char *path, *commit, *author, *email, *date;
+} git_origin;
+
+/* A blob asked of cat-file and not yet emitted: its origin is copied into
+ * text (reused from one blob to the next), at[] the offsets of path,
+ * commit, author, email, date (SIZE_MAX for none). */
+#define GIT_AHEAD 64
+typedef struct git_ahead {
+    git_oid oid;
+    char *text;
+    size_t cap, at[5];
+} git_ahead;
 
 typedef struct git_scan {
     git_repository *repo;
@@ -92,7 +108,14 @@ typedef struct git_scan {
     unsigned recent_next;
     int stopped; /* emit asked to stop */
     int failed;  /* out of memory */
+    /* Subtrees parsed for the last commits: a directory changed in one
+     * commit is the base of the next commit's diff, and parsing it twice
+     * was a third of the tree walk. */
+    git_oid tree_id[GIT_TREE_CACHE];
+    git_tree *tree_cached[GIT_TREE_CACHE];
     git_catfile cat;
+    git_ahead ahead[GIT_AHEAD]; /* ring of blobs in flight */
+    size_t ahead_head, ahead_count;
     uint8_t *buf; /* blob bytes from cat-file, reused */
     size_t buf_cap;
 } git_scan;
@@ -225,24 +248,32 @@ static int git_catfile_start(git_catfile *c, const char *gitdir)
     return 0;
 }
 
-/* Reads blob `oid` through cat-file into g->buf.  Returns 0 with *len set,
- * 1 when the blob is over `max` (its bytes drained, *len its size), or -1
- * when cat-file cannot answer (missing object, not a blob, child gone): the
- * caller then asks libgit2, which says why. */
-static int git_catfile_read(git_scan *g, const git_oid *oid, uint64_t max, size_t *len)
+/* Asks cat-file for blob `oid`.  Returns 0, or -1 when the child is gone
+ * (it is then stopped, and libgit2 reads everything from here on). */
+static int git_catfile_send(git_catfile *c, const git_oid *oid)
 {
-    git_catfile *c = &g->cat;
-    if (c->state == 0) git_catfile_start(c, git_repository_path(g->repo));
-    if (c->state != 1) return -1;
-    char req[GIT_OID_HEXSZ + 2];
+    char req[GIT_OID_HEXSZ + 1];
     git_oid_fmt(req, oid);
     req[GIT_OID_HEXSZ] = '\n';
-    for (size_t off = 0; off < sizeof req - 1;) {
-        ssize_t n = send(c->to, req + off, sizeof req - 1 - off, MSG_NOSIGNAL);
+    for (size_t off = 0; off < sizeof req;) {
+        ssize_t n = send(c->to, req + off, sizeof req - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) goto broken;
+        if (n <= 0) {
+            git_catfile_stop(c);
+            return -1;
+        }
         off += (size_t)n;
     }
+    return 0;
+}
+
+/* Reads the reply to the oldest request into g->buf.  Returns 0 with *len
+ * set, 1 when the blob is over `max` (its bytes drained), or -1 when
+ * cat-file cannot answer (missing object, not a blob, child gone): the
+ * caller then asks libgit2, which says why. */
+static int git_catfile_receive(git_scan *g, uint64_t max, size_t *len)
+{
+    git_catfile *c = &g->cat;
     /* "<hex> blob <size>\n" then the bytes and "\n", or "<hex> missing\n". */
     char head[128];
     if (!fgets(head, sizeof head, c->from)) goto broken;
@@ -285,15 +316,14 @@ broken:
     return -1;
 }
 
-static void git_emit_bytes(git_scan *g, const char *path, const uint8_t *data, size_t len)
+static void git_emit_bytes(git_scan *g, const git_origin *o, const uint8_t *data, size_t len)
 {
     if (sources_is_binary(data, len)) {
-        if (g->skip) g->skip(path, "binary", g->ctx);
+        if (g->skip) g->skip(o->path, "binary", g->ctx);
         return;
     }
-    source_item it = {.path = path, .data = data, .len = len, .commit = g->commit_hex,
-                      .author = g->author, .email = g->email,
-                      .date = g->date[0] ? g->date : NULL};
+    source_item it = {.path = o->path, .data = data, .len = len, .commit = o->commit,
+                      .author = o->author, .email = o->email, .date = o->date};
     if (g->emit && g->emit(&it, g->ctx) != 0) g->stopped = 1;
 }
 
@@ -305,8 +335,87 @@ static void git_skip_size(git_scan *g, const char *path)
     if (g->skip) g->skip(path, msg, g->ctx);
 }
 
-/* Reads one blob and emits it, unless it is over the size limit or binary.
- * The blob is marked seen before anything else so a skip is said once. */
+/* Reads one blob with libgit2 and emits it, unless it is over the size
+ * limit or binary. */
+static void git_emit_libgit2(git_scan *g, const git_oid *oid, const git_origin *o)
+{
+    /* The header costs a walk down the delta chain (about a tenth of the
+     * whole scan), so it is read only when there is a limit to check. */
+    size_t size = 0;
+    git_object_t type = GIT_OBJECT_INVALID;
+    uint64_t max = g->opts->max_blob_size;
+    if (max && (git_odb_read_header(&size, &type, g->odb, oid) != 0 || type != GIT_OBJECT_BLOB)) {
+        git_report(g, o->path, "unreadable blob");
+        return;
+    }
+    if (max && size > max) {
+        git_skip_size(g, o->path);
+        return;
+    }
+    git_blob *blob = NULL;
+    if (git_blob_lookup(&blob, g->repo, oid) != 0) {
+        git_report(g, o->path, "unreadable blob");
+        return;
+    }
+    git_emit_bytes(g, o, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+    git_blob_free(blob);
+}
+
+/* Copies a string into a slot's text; returns its offset, or SIZE_MAX for
+ * NULL or out of memory (g->failed). */
+static size_t git_ahead_put(git_scan *g, git_ahead *a, size_t *len, const char *str)
+{
+    if (!str) return SIZE_MAX;
+    size_t n = strlen(str) + 1;
+    if (*len + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (cap < *len + n) cap *= 2;
+        char *t = realloc(a->text, cap);
+        if (!t) {
+            g->failed = 1;
+            return SIZE_MAX;
+        }
+        a->text = t;
+        a->cap = cap;
+    }
+    memcpy(a->text + *len, str, n);
+    *len += n;
+    return *len - n;
+}
+
+/* Emits the oldest blob in flight: cat-file's reply, or libgit2's reading
+ * when cat-file could not answer.  Items leave in the order they came, so
+ * history order (and with it attribution ties) does not depend on who read
+ * the bytes. */
+static void git_ahead_emit_one(git_scan *g)
+{
+    git_ahead *a = &g->ahead[g->ahead_head];
+    g->ahead_head = (g->ahead_head + 1) % GIT_AHEAD;
+    g->ahead_count--;
+    git_origin o = {a->text + a->at[0], a->text + a->at[1],
+                    a->at[2] == SIZE_MAX ? NULL : a->text + a->at[2],
+                    a->at[3] == SIZE_MAX ? NULL : a->text + a->at[3],
+                    a->at[4] == SIZE_MAX ? NULL : a->text + a->at[4]};
+    size_t len = 0;
+    int r = g->cat.state == 1 ? git_catfile_receive(g, g->opts->max_blob_size, &len) : -1;
+    if (r == 0) {
+        git_emit_bytes(g, &o, g->buf, len);
+    } else if (r == 1) {
+        git_skip_size(g, o.path);
+    } else if (!g->failed) {
+        git_emit_libgit2(g, &a->oid, &o);
+    }
+}
+
+/* Emits every blob still in flight (or drops them once emit said stop). */
+static void git_ahead_flush(git_scan *g)
+{
+    while (g->ahead_count && !g->stopped && !g->failed) git_ahead_emit_one(g);
+    if (g->ahead_count) git_catfile_stop(&g->cat); /* replies nobody will read */
+    g->ahead_count = 0;
+}
+
+/* Emits blob `oid` first seen at `path` in the current commit, once. */
 static void git_emit_blob(git_scan *g, const git_oid *oid, const char *path)
 {
     int added = git_oidset_add(&g->blobs, oid);
@@ -317,38 +426,56 @@ static void git_emit_blob(git_scan *g, const git_oid *oid, const char *path)
     if (added == 0) return;
     if (!sources_shard_owns(&g->opts->shard, oid->id, GIT_OID_RAWSZ)) return; /* --shard */
 
-    size_t clen = 0;
-    int c = g->opts->libgit2_only ? -1 : git_catfile_read(g, oid, g->opts->max_blob_size, &clen);
-    if (c == 0) {
-        git_emit_bytes(g, path, g->buf, clen);
+    git_origin now = {path, g->commit_hex, g->author, g->email, g->date[0] ? g->date : NULL};
+    if (!g->opts->libgit2_only && g->cat.state == 0)
+        git_catfile_start(&g->cat, git_repository_path(g->repo));
+    if (g->cat.state != 1 && g->ahead_count == 0) {
+        git_emit_libgit2(g, oid, &now);
         return;
     }
-    if (c == 1) {
-        git_skip_size(g, path);
-        return;
-    }
+    /* Up to GIT_AHEAD requests in flight (41 bytes each, far below a socket
+     * buffer, so sending never blocks): git inflates the next blobs while
+     * this thread walks trees and hands bytes on. */
+    if (g->ahead_count == GIT_AHEAD) git_ahead_emit_one(g);
+    if (g->stopped || g->failed) return;
+    git_ahead *a = &g->ahead[(g->ahead_head + g->ahead_count) % GIT_AHEAD];
+    git_oid_cpy(&a->oid, oid);
+    size_t len = 0;
+    a->at[0] = git_ahead_put(g, a, &len, now.path);
+    a->at[1] = git_ahead_put(g, a, &len, now.commit);
+    a->at[2] = git_ahead_put(g, a, &len, now.author);
+    a->at[3] = git_ahead_put(g, a, &len, now.email);
+    a->at[4] = git_ahead_put(g, a, &len, now.date);
     if (g->failed) return;
+    g->ahead_count++;
+    if (g->cat.state == 1) git_catfile_send(&g->cat, oid);
+}
 
-    /* The header costs a walk down the delta chain (about a tenth of the
-     * whole scan), so it is read only when there is a limit to check. */
-    size_t size = 0;
-    git_object_t type = GIT_OBJECT_INVALID;
-    uint64_t max = g->opts->max_blob_size;
-    if (max && (git_odb_read_header(&size, &type, g->odb, oid) != 0 || type != GIT_OBJECT_BLOB)) {
-        git_report(g, path, "unreadable blob");
-        return;
+static size_t git_tree_slot(const git_oid *id)
+{
+    return ((size_t)id->id[0] | (size_t)id->id[1] << 8) & (GIT_TREE_CACHE - 1);
+}
+
+/* Tree `id`, out of the cache or read; the caller owns it until it gives
+ * it back, so a deeper level can never evict a tree still in use. */
+static int git_tree_take(git_scan *g, git_tree **out, const git_oid *id)
+{
+    size_t i = git_tree_slot(id);
+    if (g->tree_cached[i] && git_oid_equal(&g->tree_id[i], id)) {
+        *out = g->tree_cached[i];
+        g->tree_cached[i] = NULL;
+        return 0;
     }
-    if (max && size > max) {
-        git_skip_size(g, path);
-        return;
-    }
-    git_blob *blob = NULL;
-    if (git_blob_lookup(&blob, g->repo, oid) != 0) {
-        git_report(g, path, "unreadable blob");
-        return;
-    }
-    git_emit_bytes(g, path, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
-    git_blob_free(blob);
+    return git_tree_lookup(out, g->repo, id);
+}
+
+static void git_tree_give(git_scan *g, git_tree *tree)
+{
+    if (!tree) return;
+    size_t i = git_tree_slot(git_tree_id(tree));
+    git_tree_free(g->tree_cached[i]);
+    git_oid_cpy(&g->tree_id[i], git_tree_id(tree));
+    g->tree_cached[i] = tree;
 }
 
 /* The entry of `base` named `name`.  Both trees are sorted, so a cursor
@@ -413,20 +540,20 @@ static void git_diff_tree(git_scan *g, const git_tree *tree, const git_tree *bas
             continue;
         }
         git_tree *sub = NULL, *subbase = NULL;
-        if (git_tree_lookup(&sub, g->repo, id) != 0) {
+        if (git_tree_take(g, &sub, id) != 0) {
             git_report(g, g->path, "unreadable tree");
             continue;
         }
         if (old && git_tree_entry_filemode(old) == GIT_FILEMODE_TREE &&
-            git_tree_lookup(&subbase, g->repo, git_tree_entry_id(old)) != 0)
+            git_tree_take(g, &subbase, git_tree_entry_id(old)) != 0)
             subbase = NULL; /* unreadable base: scan the whole subtree */
         g->path[len + nlen] = '/';
         g->path[len + nlen + 1] = '\0';
         git_diff_tree(g, sub, subbase, len + nlen + 1, depth + 1);
         /* Only a completely walked tree may be skipped next time. */
         if (!g->stopped && !g->failed && git_oidset_add(&g->trees, id) < 0) g->failed = 1;
-        git_tree_free(subbase);
-        git_tree_free(sub);
+        git_tree_give(g, subbase);
+        git_tree_give(g, sub);
     }
 }
 
@@ -561,6 +688,7 @@ static int git_scan_history(git_scan *g)
     int r = 0;
     while (rc == 0 && !g->stopped && !g->failed && (r = git_revwalk_next(&oid, walk)) == 0)
         git_scan_commit(g, &oid);
+    git_ahead_flush(g);
     if (rc == 0 && r != 0 && r != GIT_ITEROVER) {
         /* libgit2 reads every reachable commit before handing out the first
          * (it must, to sort), so a damaged commit ends the walk here. */
@@ -602,6 +730,7 @@ static int git_scan_staged(git_scan *g)
         }
         git_emit_blob(g, &e->id, e->path);
     }
+    git_ahead_flush(g);
     git_error_clear();
     git_tree_free(head);
     git_index_free(index);
@@ -630,8 +759,10 @@ int sources_git(const char *repo_path, const git_scan_opts *opts, source_emit_fn
         }
     }
     git_catfile_stop(&g.cat);
+    for (size_t i = 0; i < GIT_AHEAD; i++) free(g.ahead[i].text);
     free(g.buf);
     for (unsigned i = 0; i < GIT_RECENT; i++) git_tree_free(g.recent_tree[i]);
+    for (size_t i = 0; i < GIT_TREE_CACHE; i++) git_tree_free(g.tree_cached[i]);
     git_oidset_free(&g.blobs);
     git_oidset_free(&g.trees);
     free(g.path);
