@@ -18,7 +18,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/pipeline.h"
 
@@ -70,10 +72,17 @@ static void progress_draw(progress *pr)
     progress_thousands(files, nfiles, sizeof nfiles);
     report_human_bytes(bytes, size, sizeof size);
     report_human_bytes(t > 0 ? (uint64_t)((double)bytes / t) : 0, rate, sizeof rate);
+    char line[160];
+    int n = snprintf(line, sizeof line, "scanning: %s file%s, %s, %s/s, %llu finding%s", nfiles,
+                     files == 1 ? "" : "s", size, rate, (unsigned long long)findings,
+                     findings == 1 ? "" : "s");
+    /* A line that wrapped could not be erased with "\r": cut it to the
+     * terminal's width (it is ASCII, one column a byte). */
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && n >= ws.ws_col)
+        n = ws.ws_col - 1;
     /* One fprintf: stderr's lock keeps a skip message from cutting in. */
-    fprintf(stderr, "\r\033[Kscanning: %s file%s, %s, %s/s, %llu finding%s", nfiles,
-            files == 1 ? "" : "s", size, rate, (unsigned long long)findings,
-            findings == 1 ? "" : "s");
+    fprintf(stderr, "\r\033[K%.*s", n, line);
     fflush(stderr);
     pr->drawn = 1;
 }

@@ -1,14 +1,17 @@
 """Scale: `--shard K/N` splits any input so that N runs together scan it
 exactly once (docs/scale.md), and the progress line a long scan shows on a
 terminal (and never anywhere else)."""
+import fcntl
 import io
 import json
 import os
 import pty
 import select
 import shutil
+import struct
 import subprocess
 import tempfile
+import termios
 import time
 import zipfile
 
@@ -244,7 +247,7 @@ class ProgressTest(TreeTest):
         for i in range(40):
             write(self.tree, f"f{i}.py", f'token = "{github_token(seed=i + 1)}"\n' + "x = 1\n" * 50)
 
-    def scan_slowly(self, *args, tty=True, hold=2.2):
+    def scan_slowly(self, *args, tty=True, hold=2.2, columns=None):
         """Scans the tree, then standard input, which the test holds open
         for `hold` seconds: a scan that lasts that long whatever the
         machine.  Returns (exit status, stdout, stderr as bytes)."""
@@ -252,6 +255,8 @@ class ProgressTest(TreeTest):
         env.pop("NO_COLOR", None)
         if tty:
             master, slave = pty.openpty()
+            if columns:
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         else:
             master, slave = os.pipe()
         rd, wr = os.pipe()
@@ -299,6 +304,16 @@ class ProgressTest(TreeTest):
         summary = rest[rest.index("\r\x1b[K"):]
         self.assertRegex(summary, r"^\r\x1b\[K(\x1b\[1m)?41 findings")
         self.assertNotIn("scanning:", summary)
+
+    def test_cut_to_a_narrow_terminal(self):
+        # A wrapped line could not be erased in place.
+        rc, _, err = self.scan_slowly(columns=30, hold=1.6)
+        self.assertEqual(rc, 1)
+        draws = err.decode().split("\r\x1b[K")[1:-1]
+        self.assertTrue(draws)
+        for d in draws:
+            self.assertTrue(d.startswith("scanning: 40 files"), repr(d))
+            self.assertLessEqual(len(d), 29, repr(d))
 
     def test_thousands_are_grouped(self):
         for i in range(40, 1234):
