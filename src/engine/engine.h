@@ -43,7 +43,14 @@ typedef struct engine_pattern {
     unsigned max_width; /* from Vectorscan; UINT_MAX unbounded */
     int on_vectorscan;
     int anchored; /* its detector has keywords: every match holds one */
+    int prefilter; /* in db_prefilter: ENGINE_PF_EXACT, ENGINE_PF_APPROX or 0 */
 } engine_pattern;
+
+/* How a pattern sits in the prefilter database: as itself (its reports are
+ * its real match ends), as Vectorscan's prefilter approximation
+ * (HS_FLAG_PREFILTER: a superset of its match ends), or not at all. */
+#define ENGINE_PF_EXACT 1
+#define ENGINE_PF_APPROX 2
 
 typedef struct engine_companion {
     pcre2_code *re;
@@ -57,6 +64,17 @@ struct kh_engine {
     engine_companion **companions; /* [detector][companion] */
     hs_database_t *db;             /* NULL when no pattern made it */
     hs_database_t *db_unanchored;  /* patterns of keyword-less detectors */
+    /* Every pattern without start of match (cheap: no SOM tracking), run
+     * over whole buffers to find where matches end; db then runs only
+     * around those ends.  Ids >= pattern_count are caseless keyword
+     * literals of detectors with a pattern missing from it:
+     * pf_keyword_detector[id - pattern_count] is the detector, and
+     * pf_whole[detector] says a keyword of it means scanning the whole
+     * buffer with db. */
+    hs_database_t *db_prefilter;
+    uint32_t *pf_keyword_detector;
+    uint32_t pf_keyword_count;
+    uint8_t *pf_whole;
     /* Vectorscan ids >= pattern_count are keyword literals of fallback
      * detectors: keyword_detector[id - pattern_count] is the detector. */
     uint32_t *keyword_detector;

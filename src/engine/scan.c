@@ -11,6 +11,18 @@
  * "confirmed up to" offset carried across blocks skips starts inside an
  * earlier match, which makes the result the same for any block size.
  *
+ * Start-of-match tracking is what makes that database slow (about six
+ * times the cost per byte of the same patterns without it), and matches
+ * are rare, so a whole buffer is first scanned with the prefilter database
+ * (every pattern, no SOM), which gives each match's end only.  A match of
+ * pattern p ending at e starts in [e - width(p), e): those stretches, merged,
+ * are the regions in which the SOM database then looks for starts, with
+ * the reach of their own patterns as context (as for the GPU's keyword
+ * regions, engine_scan_regions).  Every match the block scan would see
+ * starts in a region, and its window sees every earlier start of its end,
+ * so the findings are the same; a buffer with too many reports is scanned
+ * whole.
+ *
  * Confirmed matches pass the detector's gates (shape, checksum, entropy,
  * placeholder), get companions and a confidence, and are kept in the
  * scratch until the whole chunk (and its decoded children) is done; then
@@ -80,6 +92,10 @@ struct kh_scratch {
     int region_mode;     /* scanning keyword regions: anchored patterns only */
     int only_unanchored; /* whole-buffer pass of a region scan */
     size_t match_start;   /* start of the last match confirm() saw */
+    engine_region *pre;   /* regions from the prefilter reports */
+    size_t npre, pre_cap;
+    size_t pre_base;      /* buffer offset of the prefilter window */
+    int pre_whole;        /* too many reports, or a keyword asks for it */
     size_t confirm_limit; /* unanchored confirm: ignore matches starting here on */
 };
 
@@ -103,6 +119,8 @@ int kh_scratch_alloc(const kh_engine *e, kh_scratch **out)
         goto fail;
     if (e->db_unanchored && hs_alloc_scratch(e->db_unanchored, &s->hs) != HS_SUCCESS)
         goto fail;
+    if (e->db_prefilter && hs_alloc_scratch(e->db_prefilter, &s->hs) != HS_SUCCESS)
+        goto fail;
     s->md = pcre2_match_data_create(e->max_capture + 1, NULL);
     s->last_end = calloc(e->pattern_count + 1, sizeof *s->last_end);
     s->triggered = calloc(e->set->count + 1, 1);
@@ -123,6 +141,7 @@ void kh_scratch_free(kh_scratch *s)
         hs_free_scratch(s->hs);
     pcre2_match_data_free(s->md);
     free(s->cands);
+    free(s->pre);
     free(s->last_end);
     free(s->triggered);
     free(s->hits);
@@ -497,6 +516,112 @@ static int scan_region(kh_scratch *s, const scan_frame *f, const hs_database_t *
     return KH_OK;
 }
 
+/* Most regions one buffer's prefilter pass keeps; past it the buffer is
+ * scanned whole (a report per few bytes: hostile or generated input). */
+#define PREFILTER_MAX_REGIONS 65536u
+
+/* Context a region made by pattern p needs on each side: its widest match
+ * plus the slack the block overlap has (compile: overlap = widest + 64). */
+static size_t pattern_reach(const kh_engine *e, const engine_pattern *p, size_t *width)
+{
+    size_t w = p->prefilter == ENGINE_PF_EXACT && p->max_width < ENGINE_MAX_OVERLAP
+                   ? p->max_width
+                   : ENGINE_MAX_OVERLAP;
+    *width = w;
+    return w + 64 < e->overlap ? w + 64 : e->overlap;
+}
+
+/* Two regions whose windows touch are scanned as one: fewer bytes seen
+ * twice, fewer calls. */
+static int regions_touch(const engine_region *a, const engine_region *b)
+{
+    return b->start <= a->end + a->reach + b->reach;
+}
+
+static void region_merge(engine_region *a, const engine_region *b)
+{
+    if (b->start < a->start)
+        a->start = b->start;
+    if (b->end > a->end)
+        a->end = b->end;
+    if (b->reach > a->reach)
+        a->reach = b->reach;
+}
+
+static int on_prefilter(unsigned id, unsigned long long from, unsigned long long to,
+                        unsigned flags, void *ctx)
+{
+    (void)from;
+    (void)flags;
+    kh_scratch *s = ctx;
+    const kh_engine *e = s->engine;
+    if (id >= e->pattern_count) {
+        uint32_t di = e->pf_keyword_detector[id - e->pattern_count];
+        s->triggered[di] = 1;
+        s->pre_whole |= e->pf_whole[di];
+        return 0;
+    }
+    const engine_pattern *p = &e->patterns[id];
+    if (!p->on_vectorscan) {
+        s->triggered[p->detector] = 1; /* its PCRE2 fallback runs */
+        return 0;
+    }
+    if (s->pre_whole)
+        return 0;
+    size_t width, end = s->pre_base + (size_t)to;
+    engine_region r = {.end = end};
+    r.reach = pattern_reach(e, p, &width);
+    r.start = end > width ? end - width : 0;
+    if (s->npre && regions_touch(&s->pre[s->npre - 1], &r)) {
+        region_merge(&s->pre[s->npre - 1], &r);
+        return 0;
+    }
+    if (s->npre >= PREFILTER_MAX_REGIONS ||
+        grow((void **)&s->pre, &s->pre_cap, s->npre + 1, sizeof *s->pre)) {
+        s->pre_whole = 1;
+        return 0;
+    }
+    s->pre[s->npre++] = r;
+    return 0;
+}
+
+static int cmp_region_start(const void *a, const void *b)
+{
+    const engine_region *x = a, *y = b;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+/* The prefilter pass over a whole buffer: fills s->pre with sorted,
+ * merged regions, or sets s->pre_whole. */
+static int prefilter_buffer(kh_scratch *s)
+{
+    const kh_engine *e = s->engine;
+    s->npre = 0;
+    s->pre_whole = 0;
+    /* In blocks, each window reaching back by the overlap so that a match
+     * ending in the block is seen whole; ends seen twice merge. */
+    for (size_t own = 0; own < s->len; own += e->block_size) {
+        size_t own_end = own + e->block_size < s->len ? own + e->block_size : s->len;
+        s->pre_base = own > e->overlap ? own - e->overlap : 0;
+        hs_error_t rc = hs_scan(e->db_prefilter, (const char *)s->data + s->pre_base,
+                                (unsigned)(own_end - s->pre_base), 0, s->hs, on_prefilter, s);
+        if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED)
+            return KH_EINTERNAL;
+    }
+    if (s->pre_whole || s->npre < 2)
+        return KH_OK;
+    qsort(s->pre, s->npre, sizeof *s->pre, cmp_region_start);
+    size_t m = 0;
+    for (size_t i = 1; i < s->npre; i++) {
+        if (regions_touch(&s->pre[m], &s->pre[i]))
+            region_merge(&s->pre[m], &s->pre[i]);
+        else
+            s->pre[++m] = s->pre[i];
+    }
+    s->npre = m + 1;
+    return KH_OK;
+}
+
 /* Scans a whole buffer in blocks, or only the given regions (sorted,
  * disjoint) when `regions` is set: then every pattern of a detector without
  * keywords is still looked for everywhere, in blocks, and only the
@@ -517,7 +642,22 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
     /* Everything in blocks; for a region scan only the patterns that have no
      * keyword, from their own database. */
     const hs_database_t *whole = regions ? e->db_unanchored : e->db;
-    if (whole) {
+    if (!regions && e->db && e->db_prefilter) {
+        /* Only around the ends the prefilter reports (see the top). */
+        rc = prefilter_buffer(s);
+        if (rc == KH_OK && !s->pre_whole) {
+            whole = NULL;
+            for (size_t i = 0; i < s->npre && rc == KH_OK; i++) {
+                size_t a = s->pre[i].start, b = s->pre[i].end < len ? s->pre[i].end : len;
+                for (size_t own = a; own < b && rc == KH_OK && !s->timed_out;
+                     own += e->block_size)
+                    rc = scan_region(s, f, e->db, own,
+                                     own + e->block_size < b ? own + e->block_size : b,
+                                     s->pre[i].reach);
+            }
+        }
+    }
+    if (whole && rc == KH_OK) {
         s->only_unanchored = regions != NULL;
         for (size_t own = 0; own < len && rc == KH_OK && !s->timed_out; own += e->block_size)
             rc = scan_region(s, f, whole, own,
