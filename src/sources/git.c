@@ -228,7 +228,11 @@ static int git_catfile_start(git_catfile *c, const char *gitdir)
     posix_spawn_file_actions_adddup2(&fa, req[1], 0);
     posix_spawn_file_actions_adddup2(&fa, rep[1], 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    char *argv[] = {"git", "--git-dir", (char *)gitdir, "cat-file", "--batch", NULL};
+    /* --no-replace-objects: refs/replace must not let a repository show
+     * the scanner other bytes than the blob it names (libgit2 ignores
+     * replace refs too, so both readers agree). */
+    char *argv[] = {"git", "--no-replace-objects", "--git-dir", (char *)gitdir,
+                    "cat-file", "--batch", NULL};
     int rc = posix_spawnp(&c->pid, "git", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(req[1]);

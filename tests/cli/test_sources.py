@@ -161,6 +161,18 @@ class GitTest(GitRepoTest):
         self.assertEqual(set(self.secrets("--branch", "v-t2")), {self.old, list(made)[1]})
         self.assertEqual(set(self.secrets("--branch", "origin/wip")), {self.old, list(made)[2]})
 
+    def test_replace_refs_cannot_hide_a_blob(self):
+        # refs/replace makes git show other bytes for an object; the scan
+        # reads the blob itself, whichever reader it uses.
+        blob = git(self.repo, "rev-parse", f"{self.first}:deploy.sh")
+        clean = git(self.repo, "rev-parse", "HEAD:deploy.sh")
+        git(self.repo, "replace", blob, clean)
+        self.assertNotIn("ghp_", git(self.repo, "cat-file", "-p", blob))
+        self.assertEqual(self.secrets()[self.old]["commit"], self.first)
+        p = run("scan", "--git", "--format", "jsonl", "--show-secrets", self.repo,
+                env={"PATH": "/nonexistent"})
+        self.assertIn(self.old, {r["secret"] for r in jsonl(p)})
+
     def test_staged(self):
         staged = github_token("ghp", 503)
         write(self.repo, "new.txt", f"T={staged}\n")
