@@ -6,9 +6,10 @@
  * "runs" of the characters its encoding can produce, so a byte is looked at
  * a small constant number of times whatever the input: no backtracking, no
  * rescanning from every offset.  This runs on every chunk the engine sees,
- * so the passes are built to skip: the base64 pass probes one byte in 20
- * (no shorter run matters) and finds hex inside the long base64 runs it
- * already has (hex digits are base64 characters); the percent, backslash,
+ * so the passes are built to skip: the base64 pass looks for 20 base64
+ * bytes in a row (no shorter run matters), 64 bytes at a time with SSE2 or
+ * probing one byte in 20 without, and finds hex inside the long base64 runs
+ * it already has (hex digits are base64 characters); the percent, backslash,
  * quoted-printable and HTML passes memchr to their escape character and
  * look at a run only around a valid escape.  A run is decoded straight into
  * result->buf; if the decoding is not text it is rolled back (len is simply
@@ -33,6 +34,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 enum {
     B64_MIN_CHARS = 20, /* shorter base64 cannot hold a useful secret */
@@ -118,6 +122,28 @@ static int is_b64(uint8_t c) { return char_class[c] & CC_B64; }
 static int is_hex(uint8_t c) { return char_class[c] & CC_HEX; }
 static int is_urlish(uint8_t c) { return char_class[c] & CC_URL; }
 static int is_alnum(uint8_t c) { return char_class[c] & CC_ALNUM; }
+
+/* What b64_try asks of each byte of a run, one load per byte: B64F_DATA a
+ * base64 character, then its kind; B64F_PAD '='; B64F_SEP a base64
+ * character that is not alphanumeric (where b64_try_pieces cuts);
+ * B64F_NONALNUM anything but [A-Za-z0-9] (where hex words end). */
+enum {
+    B64F_DATA = 1, B64F_UPPER = 2, B64F_LOWER = 4, B64F_DIGIT = 8, B64F_NONHEX = 16,
+    B64F_STD = 32, B64F_URL = 64, B64F_PAD = 128,
+};
+#define B64F_ALPHA(c) ((c) >= 'A' && (c) <= 'Z' ? B64F_UPPER : (c) >= 'a' && (c) <= 'z' ? B64F_LOWER : 0)
+#define B64F_HEXLESS(c) (((c) >= 'G' && (c) <= 'Z') || ((c) >= 'g' && (c) <= 'z') ? B64F_NONHEX : 0)
+#define B64F(c)                                                                              \
+    ((c) == '=' ? B64F_PAD                                                                  \
+     : (c) == '+' || (c) == '/' ? B64F_DATA | B64F_STD | B64F_NONHEX                       \
+     : (c) == '-' || (c) == '_' ? B64F_DATA | B64F_URL | B64F_NONHEX                       \
+     : (c) >= '0' && (c) <= '9' ? B64F_DATA | B64F_DIGIT                                   \
+     : B64F_ALPHA(c) ? B64F_DATA | B64F_ALPHA(c) | B64F_HEXLESS(c)                         \
+                     : 0)
+#define B64F4(n) B64F(n), B64F(n + 1), B64F(n + 2), B64F(n + 3)
+#define B64F16(n) B64F4(n), B64F4(n + 4), B64F4(n + 8), B64F4(n + 12)
+#define B64F64(n) B64F16(n), B64F16(n + 16), B64F16(n + 32), B64F16(n + 48)
+static const uint8_t b64_flags[256] = {B64F64(0), B64F64(64), B64F64(128), B64F64(192)};
 
 /* Length of the valid UTF-8 sequence at p (2..4 bytes), or 0. */
 static size_t utf8_seq(const uint8_t *p, size_t n)
@@ -680,24 +706,22 @@ static int b64_try(finder *f, size_t s, size_t e)
 {
     const uint8_t *d = f->data;
     size_t data = 0, pads = 0;
-    int std = 0, url = 0, upper = 0, lower = 0, digit = 0, nonhex = 0, last = 0;
+    unsigned seen = 0;
+    uint8_t lastc = 0;
+    /* Every byte of every long word passes here: one table load, no
+     * branch (a run holds base64 characters, padding and line breaks). */
     for (size_t i = s; i < e; i++) {
         uint8_t c = d[i];
-        if (c == '=') {
-            pads++;
-            continue;
-        }
-        if (is_space(c))
-            continue;
-        data++;
-        last = b64_value(c);
-        std |= c == '+' || c == '/';
-        url |= c == '-' || c == '_';
-        upper |= is_upper(c);
-        lower |= is_lower(c);
-        digit |= is_digit(c);
-        nonhex |= hex_value(c) < 0;
+        unsigned k = b64_flags[c];
+        seen |= k;
+        data += k & B64F_DATA;
+        pads += k >> 7;
+        lastc = k & B64F_DATA ? c : lastc;
     }
+    int last = data ? b64_value(lastc) : 0;
+    int std = (seen & B64F_STD) != 0, url = (seen & B64F_URL) != 0;
+    int upper = (seen & B64F_UPPER) != 0, lower = (seen & B64F_LOWER) != 0;
+    int digit = (seen & B64F_DIGIT) != 0, nonhex = (seen & B64F_NONHEX) != 0;
     if (data < B64_MIN_CHARS || (std && url) || !nonhex || upper + lower + digit < 2)
         return 0;
     size_t rem = data % 4;
@@ -718,11 +742,13 @@ static int b64_try(finder *f, size_t s, size_t e)
 static void b64_try_pieces(finder *f, size_t s, size_t e)
 {
     size_t p = s;
-    for (size_t i = s; i <= e && !finder_stopped(f); i++) {
-        if (i == e || (is_b64(f->data[i]) && !is_alnum(f->data[i]))) {
-            if (p > s || i < e) /* a piece, not the whole run again */
-                if (i - p >= B64_MIN_CHARS)
-                    b64_try(f, p, i);
+    for (size_t i = s; i <= e; i++) {
+        if (i == e || (char_class[f->data[i]] & (CC_B64 | CC_ALNUM)) == CC_B64) {
+            if ((p > s || i < e) && i - p >= B64_MIN_CHARS) { /* a piece, not the run */
+                if (finder_stopped(f))
+                    return;
+                b64_try(f, p, i);
+            }
             p = i + 1;
         }
     }
@@ -761,17 +787,76 @@ static void hex_in_run(finder *f, size_t s, size_t e)
 
 /* --- base64 pass ------------------------------------------------------ */
 
-static void scan_base64(finder *f)
+/* Most long runs are identifiers ("spin_unlock_irqrestore") whose pieces
+ * (between '+', '/', '-', '_') and alphanumeric words are short: one cheap
+ * pass says so before the piece and hex passes that would find nothing. */
+static void run_longest(const uint8_t *d, size_t s, size_t e, size_t *piece, size_t *word)
 {
-    const uint8_t *d = f->data;
-    size_t pos = 0, nojoin_until = 0;
-    /* pos is always at the start of a run or just after a non-base64
-     * byte, so a run found by looking back from a probe starts at pos at
-     * the earliest. */
-    while (f->len - pos >= B64_MIN_CHARS && !finder_stopped(f)) {
-        /* Any run of B64_MIN_CHARS or more starting at or after pos covers
-         * this probe; when the probe is not base64, skip past it.  Most
-         * text is words shorter than that, so most bytes are never read. */
+    size_t bp = 0, bw = 0, p = s, w = s;
+    for (size_t i = s; i < e; i++) {
+        unsigned k = char_class[d[i]];
+        if (k & CC_ALNUM)
+            continue;
+        bw = i - w > bw ? i - w : bw;
+        w = i + 1;
+        if (k & CC_B64) {
+            bp = i - p > bp ? i - p : bp;
+            p = i + 1;
+        }
+    }
+    *piece = e - p > bp ? e - p : bp;
+    *word = e - w > bw ? e - w : bw;
+}
+
+#ifdef __SSE2__
+/* Bit i set when p[i] is in either base64 alphabet, for 64 bytes. */
+static uint64_t b64_mask64(const uint8_t *p)
+{
+    uint64_t m = 0;
+    for (int k = 0; k < 4; k++) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        /* Letters: c | 0x20 in 'a'..'z'; bytes >= 0x80 land above it. */
+        __m128i t = _mm_sub_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+        __m128i b = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(25)), t);
+        /* '+' (0x2b) to '9' (0x39) holds '+', '-', '/' and the digits, and
+         * also ',' and '.', taken out. */
+        t = _mm_sub_epi8(c, _mm_set1_epi8('+'));
+        __m128i r = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8('9' - '+')), t);
+        r = _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8(',')),
+                                          _mm_cmpeq_epi8(c, _mm_set1_epi8('.'))),
+                             r);
+        b = _mm_or_si128(_mm_or_si128(b, r), _mm_cmpeq_epi8(c, _mm_set1_epi8('_')));
+        m |= (uint64_t)(uint16_t)_mm_movemask_epi8(b) << (16 * k);
+    }
+    return m;
+}
+#endif
+
+/* The first i >= pos at which B64_MIN_CHARS base64 characters begin,
+ * counting none before pos, or len if there is none.  64 bytes at a time
+ * where SSE2 is there: a window of B64_MIN_CHARS is a run of that many
+ * set bits, and steps of 64 - B64_MIN_CHARS + 1 bytes miss none.  (A run
+ * starting before the next step's first byte and not seen in this one is
+ * shorter than B64_MIN_CHARS, so cutting it there changes nothing.)  The
+ * tail probes one byte in B64_MIN_CHARS: most text is words shorter than
+ * that, so most bytes are never read. */
+static size_t b64_next_window(const uint8_t *d, size_t len, size_t pos)
+{
+#ifdef __SSE2__
+    while (len - pos >= 64) {
+        uint64_t r = b64_mask64(d + pos);
+        _Static_assert(B64_MIN_CHARS == 20, "the shifts below count 20 set bits");
+        r &= r >> 1;  /* bit i: bits i..i+1 all set */
+        r &= r >> 2;  /* i..i+3 */
+        r &= r >> 4;  /* i..i+7 */
+        r &= r >> 8;  /* i..i+15 */
+        r &= r >> 4;  /* i..i+19 */
+        if (r)
+            return pos + (size_t)__builtin_ctzll(r);
+        pos += 64 - B64_MIN_CHARS + 1;
+    }
+#endif
+    while (len - pos >= B64_MIN_CHARS) {
         size_t probe = pos + B64_MIN_CHARS - 1;
         if (!is_b64(d[probe])) {
             pos = probe + 1;
@@ -780,12 +865,35 @@ static void scan_base64(finder *f)
         size_t start = probe;
         while (start > pos && is_b64(d[start - 1]))
             start--;
+        size_t end = skip_b64(d, len, probe);
+        if (end - start >= B64_MIN_CHARS)
+            return start;
+        pos = end;
+    }
+    return len;
+}
+
+static void scan_base64(finder *f)
+{
+    const uint8_t *d = f->data;
+    size_t pos = 0, nojoin_until = 0;
+    /* pos is always at the start of a run or just after a non-base64
+     * byte, so a run found by looking back from a probe starts at pos at
+     * the earliest. */
+    while (f->len - pos >= B64_MIN_CHARS && !finder_stopped(f)) {
+        size_t start = b64_next_window(d, f->len, pos);
+        if (start >= f->len)
+            break;
+        while (start > pos && is_b64(d[start - 1]))
+            start--;
         int lines;
         size_t end = b64_extent(d, f->len, start, start >= nojoin_until, &lines);
         if (end - start < B64_MIN_CHARS) {
             pos = end;
             continue;
         }
+        size_t piece, word;
+        run_longest(d, start, end, &piece, &word);
         if (!b64_try(f, start, end)) {
             if (lines > 1) {
                 /* Joined lines that fail together are retried one by one;
@@ -794,9 +902,11 @@ static void scan_base64(finder *f)
                 pos = start;
                 continue;
             }
-            b64_try_pieces(f, start, end);
+            if (piece >= B64_MIN_CHARS)
+                b64_try_pieces(f, start, end);
         }
-        hex_in_run(f, start, end);
+        if (word >= HEX_MIN_DIGITS)
+            hex_in_run(f, start, end);
         pos = end;
     }
 }
