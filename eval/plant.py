@@ -325,12 +325,12 @@ def fresh_uuids(rnd, text):
 JWT_RE = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")
 
 
-RANDOM_RUN_RE = re.compile(r"[A-Za-z0-9+/]{16,}")
+RANDOM_RUN_RE = re.compile(r"[A-Za-z0-9+/]{12,}")
 
 
 def random_looking(run):
     return (any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
-            and len(set(run)) >= 10)
+            and len(set(run)) >= 8)
 
 
 def fresh_context(rnd, text):
@@ -698,9 +698,10 @@ def decoy_value(rnd, tok, kind):
         word = "example" if any(c.islower() for c in s[start:end]) and \
             not any(c.isupper() for c in s[start:end]) else "EXAMPLE"
         return s[:end - 7] + word + s[end:]
-    if kind == "xxxx":
-        return shaped(tok, lambda i, c: "0" if c.isdigit() else ("X" if c.isupper() else "x"))
     free = "".join(c for c, m in zip(s, fixed_mask(tok.det, s)) if not m and c.isalnum())
+    if kind == "xxxx":  # written as people write it: all x, or all X
+        x = "x" if any(c.islower() for c in free) else "X"
+        return shaped(tok, lambda i, c: x)
     if kind == "repeated":
         pool = [c for c in free if c.islower()] or [c for c in free if c.isupper()] or list(free)
         ch = rnd.choice(pool) if pool else "a"

@@ -185,6 +185,51 @@ static int triage_starts_with_keyword(const spec_detector *d, triage_bytes s)
     return 0;
 }
 
+/* Whether s[i, i+m) overlaps an occurrence (any case) of one of the
+ * detector's keywords of >= 3 characters. */
+static int triage_in_keyword(const spec_detector *d, triage_bytes s, size_t i, size_t m)
+{
+    for (size_t k = 0; d && k < d->keyword_count; k++) {
+        const char *w = d->keywords[k];
+        size_t wl = w ? strlen(w) : 0;
+        if (wl < 3 || wl > s.n)
+            continue;
+        size_t lo = i + 1 > wl ? i + 1 - wl : 0, hi = i + m - 1;
+        for (size_t j = lo; j <= hi && j <= s.n - wl; j++)
+            if (strncasecmp((const char *)s.p + j, w, wl) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* A soft word ("test", "example", "xxx", "1234"...) in the secret, written
+ * as people write it (lower, UPPER or Capitalized; random text spells
+ * "xXx" far more often than "xxx") and not inside the detector's own
+ * keyword: "AGE-SECRET-KEY-1..." is not a placeholder for holding SECRET. */
+static int triage_soft_placeholder(const spec_detector *d, triage_bytes s)
+{
+    for (size_t w = 0; w < sizeof triage_soft_words / sizeof triage_soft_words[0]; w++) {
+        const char *word = triage_soft_words[w];
+        size_t m = strlen(word);
+        char forms[3][16];
+        for (size_t c = 0; c < m; c++) {
+            forms[0][c] = word[c];
+            forms[1][c] = (char)toupper((unsigned char)word[c]);
+            forms[2][c] = c == 0 ? forms[1][c] : word[c];
+        }
+        for (size_t i = 0; m <= s.n && i <= s.n - m; i++) {
+            for (int f = 0; f < 3; f++) {
+                if (memcmp(s.p + i, forms[f], m) == 0) {
+                    if (!triage_in_keyword(d, s, i, m))
+                        return 1;
+                    break;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 /* A keyword of the detector (>= 3 chars) on the secret's line, outside the
  * secret: "AGORA_APP_CERTIFICATE=<hex>" names its service as surely as
  * "api_key=" names a key, and the regex demanded it. */
@@ -247,7 +292,7 @@ void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
     f[5] = (double)(lower + upper + digit) / 3.0;
     f[6] = sl ? (double)max_count / (double)sl : 0.0;
     f[7] = triage_is_placeholder(s.p, sl);
-    f[8] = TRIAGE_ANY(s, triage_soft_words, triage_contains_nocase);
+    f[8] = triage_soft_placeholder(in->detector, s);
 
     triage_bytes t = before;
     while (t.n > 0 && strchr(" \t\"'`", t.p[t.n - 1]) && t.p[t.n - 1] != '\0')

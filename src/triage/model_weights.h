@@ -4,8 +4,8 @@
  * Logistic regression weights for triage_confidence (confidence.c).
  * Feature order and meaning: tools/train/features.py.
  * Trained on 12800 synthetic examples (gen_data.py, seed 20240601); held out 3200.
- * Held out at 0.40: accuracy 0.8431, precision 0.7617, recall 0.9479.
- * Held out at 0.50: accuracy 0.8359, precision 0.7886, recall 0.8681.
+ * Held out at 0.40: accuracy 0.8406, precision 0.7601, recall 0.9437.
+ * Held out at 0.50: accuracy 0.8359, precision 0.7883, recall 0.8688.
  */
 #ifndef KH_TRIAGE_MODEL_WEIGHTS_H
 #define KH_TRIAGE_MODEL_WEIGHTS_H
@@ -36,29 +36,29 @@ static const char *const triage_model_feature_names[TRIAGE_MODEL_FEATURES] = {
     "hex_only",
 };
 
-static const double triage_model_bias = -3.795335957596774;
+static const double triage_model_bias = -3.6983244228030205;
 
 static const double triage_model_weights[TRIAGE_MODEL_FEATURES] = {
-    0.3126716638644771, /* checksum_valid */
-    -3.298974512057735, /* checksum_invalid */
-    0.4561182953142949, /* prefix_keyword */
-    2.4416081916996504, /* entropy_ratio */
+    0.3689679725498057, /* checksum_valid */
+    -3.2966247272712184, /* checksum_invalid */
+    0.4052405852167219, /* prefix_keyword */
+    2.192680495955115, /* entropy_ratio */
     0.0, /* length_log */
-    2.1109594001037606, /* class_mix */
+    2.2345792777987117, /* class_mix */
     0.0, /* repeat_ratio */
-    -1.1308226010225508, /* placeholder */
-    -1.6913264575080484, /* soft_placeholder */
+    -1.447674381044806, /* placeholder */
+    -1.3172941921796062, /* soft_placeholder */
     0.0, /* assignment */
-    0.823703384680676, /* key_context */
-    -0.028469364545821094, /* env_reference */
-    -2.475511516817526, /* hash_context */
-    0.15995674364168047, /* comment_line */
-    -1.6847675752811209, /* path_test */
-    -1.617066348104611, /* path_docs */
-    -0.45523155188865067, /* path_vendor */
-    -2.6327778704541234, /* path_lockfile */
-    0.5157576619269455, /* decoded */
-    -0.928401681115001, /* hex_only */
+    0.8267303806530999, /* key_context */
+    -0.026136240918110742, /* env_reference */
+    -2.4750100473753496, /* hash_context */
+    0.15221592507797746, /* comment_line */
+    -1.7004355141228857, /* path_test */
+    -1.6179982405784576, /* path_docs */
+    -0.46501227127299655, /* path_vendor */
+    -2.629590121668728, /* path_lockfile */
+    0.5171551704162628, /* decoded */
+    -0.8768672168339141, /* hex_only */
 };
 
 #endif

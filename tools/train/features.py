@@ -37,7 +37,10 @@ Features, in order (index: name - meaning):
   5 class_mix         (has lower + has upper + has digit) / 3
   6 repeat_ratio      count of the most common byte / length
   7 placeholder       triage_is_placeholder (shape.c; twin below)
-  8 soft_placeholder  the secret holds test/example/demo/1234/... (any case)
+  8 soft_placeholder  the secret holds test/example/demo/1234/... written
+                      lower, UPPER or Capitalized, outside any occurrence of
+                      a detector keyword ("AGE-SECRET-KEY-1..." holds no
+                      placeholder; random text holds "xXx" more than "xxx")
   9 assignment        the text before the secret on its line, less trailing
                       blanks and quotes, ends in = : > or "bearer"/"basic"/
                       "token"
@@ -352,6 +355,29 @@ def implied_checksum(s):
     return 0
 
 
+def soft_placeholder(s, keywords):
+    """Twin of triage_soft_placeholder (confidence.c)."""
+    low = s.lower()
+    spans = []
+    for k in keywords:
+        if len(k) < 3:
+            continue
+        kl = k.lower()
+        i = low.find(kl)
+        while i >= 0:
+            spans.append((i, i + len(kl)))
+            i = low.find(kl, i + 1)
+    for w in SOFT_WORDS:
+        forms = [w, w.upper(), w[:1].upper() + w[1:]]
+        for i in range(0, len(s) - len(w) + 1):
+            for v in forms:
+                if s[i:i + len(w)] == v:
+                    if not any(a < i + len(w) and i < b for a, b in spans):
+                        return True
+                    break
+    return False
+
+
 def features(inp):
     data = inp["data"]
     before, after, s = line_context(data, inp["so"], inp["sl"])
@@ -373,7 +399,7 @@ def features(inp):
             count[c] += 1
         f[6] = max(count) / n
     f[7] = 1.0 if is_placeholder(s) else 0.0
-    f[8] = 1.0 if any(w in sl_ for w in SOFT_WORDS) else 0.0
+    f[8] = 1.0 if soft_placeholder(s, inp["keywords"]) else 0.0
     t = before.rstrip(b" \t\"'`")
     tl = t.lower()
     f[9] = 1.0 if t[-1:] in (b"=", b":", b">") or any(tl.endswith(w) for w in ASSIGN_WORDS) else 0.0
