@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import zlib
 
@@ -372,13 +373,28 @@ def build_repo(repo, commits, src):
     return h.made
 
 
-def timed(cmd, stdout=subprocess.DEVNULL, cwd=None):
+def timed(cmd, env=None, keep=False):
+    """Runs cmd; returns (wall seconds, CPU seconds of that child, stdout if
+    keep else its length).  CPU time is user + system from wait4, which a
+    busy machine disturbs far less than wall time."""
+    err = tempfile.TemporaryFile()
     t = time.monotonic()
-    p = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd)
-    d = time.monotonic() - t
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
+    chunks, n = [], 0
+    while True:
+        c = p.stdout.read(1 << 20)
+        if not c:
+            break
+        n += len(c)
+        if keep:
+            chunks.append(c)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode not in (0, 1):
-        raise SystemExit("bench-git: %s failed: %s" % (cmd, p.stderr.decode()[-2000:]))
-    return d, p
+        err.seek(0)
+        raise SystemExit("bench-git: %s failed: %s" % (cmd, err.read().decode()[-2000:]))
+    return wall, ru.ru_utime + ru.ru_stime, b"".join(chunks) if keep else n
 
 
 def git_counts(repo):
@@ -436,45 +452,26 @@ def main():
                    stdout=subprocess.DEVNULL, env=kh_env)
 
     rows = {}
-
-    def kh(fmt):
-        t = time.monotonic()
-        p = subprocess.run([keyhog, "scan", "--git", "-q", "--show-secrets", "--format", fmt,
-                            *env_threads, repo], capture_output=True, env=kh_env)
-        d = time.monotonic() - t
-        if p.returncode not in (0, 1):
-            raise SystemExit("bench-git: keyhog failed: " + p.stderr.decode()[-2000:])
-        return d, p.stdout
-
-    d_jsonl, out_jsonl = kh("jsonl")
-    d_json, out_json = kh("json")
+    scan = [keyhog, "scan", "--git", "-q", "--show-secrets", *env_threads]
+    d, cpu, out_jsonl = timed(scan + ["--format", "jsonl", repo], env=kh_env, keep=True)
+    d2, cpu2, out_json = timed(scan + ["--format", "json", repo], env=kh_env, keep=True)
     doc = json.loads(out_json)
     blobs, nbytes = doc["stats"]["files_scanned"], doc["stats"]["bytes_scanned"]
-    rows["keyhog scan --git --format jsonl"] = (d_jsonl, blobs, nbytes)
-    rows["keyhog scan --git --format json"] = (d_json, blobs, nbytes)
+    rows["keyhog scan --git --format jsonl"] = (d, cpu, blobs, nbytes)
+    rows["keyhog scan --git --format json"] = (d2, cpu2, blobs, nbytes)
     if os.path.exists(enum):
-        d, p = timed([enum, repo], stdout=subprocess.PIPE)
-        e = json.loads(p.stdout)
-        rows["libgit2 walk alone (git_history_enum)"] = (d, e["blobs"], e["bytes"])
+        d, cpu, out = timed([enum, repo], keep=True)
+        e = json.loads(out)
+        rows["libgit2 walk alone (git_history_enum)"] = (d, cpu, e["blobs"], e["bytes"])
     all_bytes = sum(b for _, b in counts.values())
     nblobs, blob_bytes = counts.get("blob", (0, 0))
-    d, _ = timed(["git", "-C", repo, "cat-file", "--batch-all-objects", "--batch"])
-    rows["git cat-file --batch-all-objects --batch"] = (d, nblobs, all_bytes)
-    d, _ = timed(["git", "-C", repo, "cat-file", "--batch-all-objects", "--unordered",
-                  "--batch"])
-    rows["git cat-file --batch-all-objects --unordered --batch"] = (d, nblobs, all_bytes)
-    t = time.monotonic()
-    p = subprocess.Popen(["git", "-C", repo, "log", "-p", "--all", "--no-color"],
-                         stdout=subprocess.PIPE)
-    log_bytes = 0
-    while True:
-        chunk = p.stdout.read(1 << 20)
-        if not chunk:
-            break
-        log_bytes += len(chunk)
-    if p.wait() != 0:
-        raise SystemExit("bench-git: git log failed")
-    rows["git log -p --all (bytes of patch text)"] = (time.monotonic() - t, nblobs, log_bytes)
+    git = ["git", "-C", repo]
+    d, cpu, _ = timed(git + ["cat-file", "--batch-all-objects", "--batch"])
+    rows["git cat-file --batch-all-objects --batch"] = (d, cpu, nblobs, all_bytes)
+    d, cpu, _ = timed(git + ["cat-file", "--batch-all-objects", "--unordered", "--batch"])
+    rows["git cat-file --batch-all-objects --unordered --batch"] = (d, cpu, nblobs, all_bytes)
+    d, cpu, n = timed(git + ["log", "-p", "--all", "--no-color"])
+    rows["git log -p --all (MB/s of patch text)"] = (d, cpu, nblobs, n)
 
     # Recall and attribution of the planted secrets.
     found = {}
@@ -494,12 +491,16 @@ def main():
                           capture_output=True, text=True).stdout.strip() or "unknown"
     print("repository: %d commits, %d blobs (%.1f MB inflated), %d trees, pack %.1f MB" % (
         commits, nblobs, blob_bytes / 1e6, counts.get("tree", (0, 0))[0], pack_bytes / 1e6))
-    print("%-52s %9s %9s %10s %8s" % ("reader", "seconds", "blobs", "blobs/s", "MB/s"))
+    print("%-52s %8s %8s %8s %9s %7s %9s" % ("reader", "wall s", "cpu s", "blobs", "blobs/s",
+                                              "MB/s", "MB/cpu-s"))
     result_rows = []
-    for name, (d, n, b) in rows.items():
-        print("%-52s %9.2f %9d %10.0f %8.1f" % (name, d, n, n / d, b / 1e6 / d))
-        result_rows.append({"reader": name, "seconds": round(d, 3), "blobs": n, "bytes": b,
-                            "blobs_per_s": round(n / d), "mb_per_s": round(b / 1e6 / d, 1)})
+    for name, (d, cpu, n, b) in rows.items():
+        print("%-52s %8.2f %8.2f %8d %9.0f %7.1f %9.1f" % (name, d, cpu, n, n / d, b / 1e6 / d,
+                                                           b / 1e6 / max(cpu, 1e-3)))
+        result_rows.append({"reader": name, "seconds": round(d, 3), "cpu_seconds": round(cpu, 3),
+                            "blobs": n, "bytes": b, "blobs_per_s": round(n / d),
+                            "mb_per_s": round(b / 1e6 / d, 1),
+                            "mb_per_cpu_s": round(b / 1e6 / max(cpu, 1e-3), 1)})
     print("planted: %d, found with the right commit/path/line: %d; other findings: %d" % (
         len(planted), len(planted) - len(wrong), other))
     for w in wrong:
@@ -511,6 +512,7 @@ def main():
            "rows": result_rows,
            "planted": len(planted), "planted_correct": len(planted) - len(wrong),
            "wrong": wrong, "other_findings": other,
+           "load_average": os.getloadavg(),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     out = os.path.join(HERE, "results", "git-%s.json" % head)
