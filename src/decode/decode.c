@@ -492,6 +492,9 @@ static size_t html_entity(const uint8_t *p, size_t n, uint32_t *cp)
         *cp = v;
         return i + 1;
     }
+    /* Every '&' of C source ("&dev->lock") lands here: most are no name. */
+    if (!memchr("algqn", p[1], 5))
+        return 0;
     for (size_t k = 0; k < sizeof named / sizeof named[0]; k++) {
         size_t l = strlen(named[k].name);
         if (n >= l && memcmp(p, named[k].name, l) == 0) {
