@@ -118,9 +118,24 @@ static void pack_free(const kh_gpu *g, gpu_pack *p)
     free(p);
 }
 
+/* pause 1: takes every device's lock and stops its resident kernel;
+ * pause 0: starts them again and releases the locks. */
+static void gpu_pause_all(kh_gpu *m, int pause)
+{
+    for (int i = 0; i < m->ndevices; i++) {
+        gpu_device *d = &m->devices[pause ? i : m->ndevices - 1 - i];
+        if (pause)
+            pthread_mutex_lock(&d->mu);
+        if (d->alive && m->api.session_pause)
+            m->api.session_pause(d->session, pause);
+        if (!pause)
+            pthread_mutex_unlock(&d->mu);
+    }
+}
+
 /* Packs the chunks back to back, a NUL after each and GPU_PACK_PAD zero
  * bytes at the end, into p (grown as needed).  Returns 0 or KH_ENOMEM. */
-static int pack_batch(const kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
+static int pack_batch(kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -132,11 +147,17 @@ static int pack_batch(const kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size
             cap *= 2;
         void *b = NULL;
         if (g->api.host_alloc && g->api.host_free) {
+            /* A page-locked allocation waits for the device to be idle:
+             * with every device lock held, stop the resident kernels
+             * around it.  Buffers only grow, so this happens a few times
+             * per worker, at the start. */
+            gpu_pause_all(g, 1);
             g->api.host_free(p->bytes);
             p->bytes = NULL;
             p->cap = 0;
             if (g->api.host_alloc(cap, &b) != 0)
                 b = NULL;
+            gpu_pause_all(g, 0);
         } else {
             free(p->bytes);
             p->bytes = NULL;

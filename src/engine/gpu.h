@@ -100,6 +100,11 @@ typedef struct gpu_api {
      * host_free, where the backend has none: use malloc). */
     int (*host_alloc)(size_t bytes, void **out);
     void (*host_free)(void *p);
+    /* pause 1 stops the resident kernel (if one runs), pause 0 starts it
+     * again (or drops the session to one launch per batch, with a line).
+     * Page-locked allocations wait for the device to be idle, which a
+     * resident kernel never is: callers pause around host_alloc/free. */
+    int (*session_pause)(gpu_session *s, int pause);
     /* "persistent" or "launch": which kernel mode serves batches now. */
     const char *(*session_mode)(const gpu_session *s);
     void (*session_close)(gpu_session *s);

@@ -11,17 +11,22 @@
  * Kernel: each thread takes 16 bytes (one 16-byte load, coalesced across
  * the warp; the 2 bytes after come from the neighbour lane by shuffle).  A
  * position passes a filter in shared memory - a 64 Ki-bit table of 2-byte
- * prefixes of 2-byte keywords and a 256 Ki-bit hashed table of 3-byte
+ * keywords, a 128 Ki-bit hashed table of 3-byte keywords and one of 4-byte
  * prefixes of longer ones - and only then is it verified against the
  * keywords of its 2-byte prefix (a bucket table in global memory), with
- * ASCII letters folded to lower case.  Chunks are packed one after another
- * with a NUL between them; no keyword holds a NUL, so none spans two chunks.
+ * ASCII letters folded to lower case, and against the token shape that must
+ * follow the keyword (gpu_keyword_filter: a run of a character class), so
+ * that the CPU confirms only occurrences that can start a match.  Chunks are
+ * packed one after another with a NUL between them; no keyword holds a NUL,
+ * so none spans two chunks.
  *
  * Session: device buffers stay resident (two input buffers, keyword tables,
- * hit queue, control block).  A batch is cut into pieces; the host packs
- * piece k+1 into pinned staging memory and copies it on its own stream while
- * the device scans piece k (double buffering), each piece carrying the
- * longest-keyword overlap past its end so no keyword straddles a cut.
+ * hit queue, control block).  A batch is cut into pieces; piece k+1 is
+ * copied on its own stream while the device scans piece k (double
+ * buffering), each piece carrying the longest keyword and token run past its
+ * end so no keyword straddles a cut.  libkeyhog packs each batch on the
+ * worker's own thread into pinned memory (session_submit_packed), so the
+ * copy engine reads it directly and the device lock covers only the device.
  *
  * Persistent mode: one cooperative launch stays resident; block 0 polls a
  * command word in mapped host memory and relays it through device memory to
@@ -46,8 +51,11 @@
 #define THREADS 256
 #define SEG 16
 #define BIT2_WORDS (65536 / 32)
-#define BIT3_LOG 18
+#define BIT3_LOG 17
 #define BIT3_WORDS ((1u << BIT3_LOG) / 32)
+#define BIT4_LOG 17
+#define BIT4_WORDS ((1u << BIT4_LOG) / 32)
+#define FILTER_WORDS (BIT2_WORDS + BIT3_WORDS + BIT4_WORDS)
 #define DEFAULT_PIECE (16u << 20)
 #define DEFAULT_MAX_HITS (4u << 20)
 #define PAD 64
@@ -65,7 +73,7 @@ typedef struct kw_entry {
 } kw_entry;
 
 typedef struct tables {
-    const unsigned int *bits; /* BIT2_WORDS then BIT3_WORDS */
+    const unsigned int *bits; /* BIT2_WORDS, BIT3_WORDS, BIT4_WORDS */
     const unsigned int *bucket; /* 65537 starts into order[] by 2-byte prefix */
     const unsigned int *order;  /* keyword ids */
     const kw_entry *kw;
@@ -123,7 +131,7 @@ template <bool COHERENT> __device__ __forceinline__ unsigned int load1(const uns
 
 __device__ __forceinline__ void load_filters(unsigned int *sbits, const tables &t)
 {
-    for (unsigned int i = threadIdx.x; i < BIT2_WORDS + BIT3_WORDS; i += blockDim.x)
+    for (unsigned int i = threadIdx.x; i < FILTER_WORDS; i += blockDim.x)
         sbits[i] = t.bits[i];
     __syncthreads();
 }
@@ -183,19 +191,26 @@ __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
             next = load4<COHERENT>(buf + seg * SEG + SEG);
         if (!active)
             continue;
-        unsigned int c[SEG + 2];
+        unsigned int c[SEG + 3];
         unsigned int words[5] = {w.x, w.y, w.z, w.w, next};
 #pragma unroll
-        for (int i = 0; i < SEG + 2; i++)
+        for (int i = 0; i < SEG + 3; i++)
             c[i] = fold((words[i >> 2] >> ((i & 3) * 8)) & 0xffu);
         unsigned long long at = seg * SEG;
 #pragma unroll
         for (int i = 0; i < SEG; i++) {
+            /* 2-byte keywords by their pair, 3-byte ones by a hash of 3
+             * bytes, longer ones by a hash of 4: common 3-letter starts
+             * ("ion" of "ion_") then cost nothing. */
             unsigned int pair = c[i] | (c[i + 1] << 8);
-            unsigned int h = ((pair | (c[i + 2] << 16)) * 0x9E3779B1u) >> (32 - BIT3_LOG);
+            unsigned int tri = pair | (c[i + 2] << 16);
+            unsigned int h3 = (tri * 0x9E3779B1u) >> (32 - BIT3_LOG);
+            unsigned int h4 = ((tri | (c[i + 3] << 24)) * 0x9E3779B1u) >> (32 - BIT4_LOG);
             unsigned int hit2 = (sbits[pair >> 5] >> (pair & 31)) & 1u;
-            unsigned int hit3 = (sbits[BIT2_WORDS + (h >> 5)] >> (h & 31)) & 1u;
-            if ((hit2 | hit3) && at + i < valid)
+            unsigned int hit3 = (sbits[BIT2_WORDS + (h3 >> 5)] >> (h3 & 31)) & 1u;
+            unsigned int hit4 =
+                (sbits[BIT2_WORDS + BIT3_WORDS + (h4 >> 5)] >> (h4 & 31)) & 1u;
+            if ((hit2 | hit3 | hit4) && at + i < valid)
                 verify<COHERENT>(buf, at + i, pair, base, t, out);
         }
     }
@@ -205,7 +220,7 @@ __global__ void __launch_bounds__(THREADS)
     launch_kernel(const unsigned char *buf, unsigned long long base, unsigned long long valid,
                   tables t, sink out)
 {
-    __shared__ unsigned int sbits[BIT2_WORDS + BIT3_WORDS];
+    __shared__ unsigned int sbits[FILTER_WORDS];
     load_filters(sbits, t);
     scan_piece<false>(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x);
 }
@@ -214,7 +229,7 @@ __global__ void __launch_bounds__(THREADS)
     persistent_kernel(host_ctrl *hc, dev_ctrl *dc, const unsigned char *buf0,
                       const unsigned char *buf1, tables t, sink out)
 {
-    __shared__ unsigned int sbits[BIT2_WORDS + BIT3_WORDS];
+    __shared__ unsigned int sbits[FILTER_WORDS];
     __shared__ unsigned int s_seq, s_stop, s_buf, s_end;
     __shared__ unsigned long long s_base, s_valid;
     load_filters(sbits, t);
@@ -505,7 +520,7 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
     for (unsigned int i = 0; i < n; i++)
         total += strlen(kws[i]);
     size_t off_bits = 0;
-    size_t off_bucket = off_bits + (BIT2_WORDS + BIT3_WORDS) * 4;
+    size_t off_bucket = off_bits + FILTER_WORDS * 4;
     size_t off_order = off_bucket + 65537 * 4;
     size_t off_kw = off_order + (size_t)n * 4;
     size_t off_filter = off_kw + (size_t)n * sizeof(kw_entry);
@@ -539,12 +554,16 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
         for (size_t j = 0; j < l; j++)
             bytes[at + j] = (unsigned char)host_fold((unsigned char)kws[i][j]);
         unsigned int pair = bytes[at] | (bytes[at + 1] << 8);
+        unsigned int tri = pair | ((unsigned)bytes[at + 2 < at + l ? at + 2 : at] << 16);
         if (l == 2) {
             bits[pair >> 5] |= 1u << (pair & 31);
-        } else {
-            unsigned int hh = ((pair | ((unsigned)bytes[at + 2] << 16)) * 0x9E3779B1u) >>
-                              (32 - BIT3_LOG);
+        } else if (l == 3) {
+            unsigned int hh = (tri * 0x9E3779B1u) >> (32 - BIT3_LOG);
             bits[BIT2_WORDS + (hh >> 5)] |= 1u << (hh & 31);
+        } else {
+            unsigned int hh = ((tri | ((unsigned)bytes[at + 3] << 24)) * 0x9E3779B1u) >>
+                              (32 - BIT4_LOG);
+            bits[BIT2_WORDS + BIT3_WORDS + (hh >> 5)] |= 1u << (hh & 31);
         }
         bucket[pair + 1]++;
         if ((int)l > s->maxkw)
@@ -901,6 +920,25 @@ static void kh_host_free(void *p)
         cudaFreeHost(p);
 }
 
+static int kh_session_pause(gpu_session *s, int pause)
+{
+    if (s->mode != MODE_PERSISTENT)
+        return 0;
+    cudaSetDevice(s->device);
+    if (pause) {
+        stop_persistent(s);
+        return 0;
+    }
+    if (s->persistent_running)
+        return 0;
+    char why[200];
+    if (start_persistent(s, why, sizeof why)) {
+        drop_line(s, why);
+        s->mode = MODE_LAUNCH;
+    }
+    return 0;
+}
+
 static const char *kh_session_mode(const gpu_session *s)
 {
     return s->mode == MODE_PERSISTENT ? "persistent" : "launch";
@@ -916,6 +954,7 @@ extern "C" __attribute__((visibility("default"))) int keyhog_gpu_get_api(gpu_api
     api->session_submit_packed = kh_session_submit_packed;
     api->host_alloc = kh_host_alloc;
     api->host_free = kh_host_free;
+    api->session_pause = kh_session_pause;
     api->session_mode = kh_session_mode;
     api->session_close = kh_session_close;
     return 0;
@@ -927,9 +966,10 @@ extern "C" __attribute__((visibility("default"))) int keyhog_gpu_get_api(gpu_api
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: keyhog_gpu_bench KEYWORDS_FILE MIB\n");
+        fprintf(stderr, "usage: keyhog_gpu_bench KEYWORDS_FILE MIB [TEXT_FILE]\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     FILE *f = fopen(argv[1], "r");
     if (!f)
         return 2;
@@ -955,6 +995,21 @@ int main(int argc, char **argv)
         for (size_t j = 0; w[j] && i < total; j++)
             text[i++] = (unsigned char)w[j];
     }
+    if (argc > 3) {
+        /* Real text (e.g. a source tree concatenated), repeated to size:
+         * the filter's pass rate, hence the kernel's speed, depends on it. */
+        FILE *tf = fopen(argv[3], "rb");
+        size_t got = tf ? fread(text, 1, total, tf) : 0;
+        if (tf)
+            fclose(tf);
+        for (size_t i = got; got && i < total; i++)
+            text[i] = text[i % got];
+        printf("text: %s (%zu bytes, repeated to %zu MiB)\n", argv[3], got, mib);
+    }
+    /* Pinned memory is allocated before any resident kernel starts. */
+    size_t per_b = 64;
+    unsigned char *packed_all = NULL;
+    kh_host_alloc((per_b << 20) + per_b + GPU_PACK_PAD, (void **)&packed_all);
     /* One big chunk per 1 MiB, like files of a large tree. */
     size_t nchunks = mib;
     const uint8_t **data = (const uint8_t **)malloc(nchunks * sizeof *data);
@@ -989,10 +1044,9 @@ int main(int argc, char **argv)
         {
             /* Packed by the caller into pinned memory, as kh_scan_batch
              * does on its own thread: the device side alone. */
-            size_t bytes = (per << 20) + per + GPU_PACK_PAD;
-            unsigned char *packed = NULL;
+            unsigned char *packed = packed_all;
             uint64_t *st = (uint64_t *)malloc((per + 1) * sizeof *st);
-            if (kh_host_alloc(bytes, (void **)&packed) == 0 && st) {
+            if (packed && st) {
                 for (size_t i = 0; i < per; i++) {
                     st[i] = i * ((1u << 20) + 1);
                     memcpy(packed + st[i], text + (i << 20) % (total - (1u << 20) + 1), 1u << 20);
@@ -1025,7 +1079,6 @@ int main(int argc, char **argv)
                 printf("mode=%s 10000 batches of one 4 KiB chunk: %.1f us/batch, %.3f s\n",
                        kh_session_mode(s), dt / small * 1e6, dt);
             }
-            kh_host_free(packed);
             free(st);
         }
         if (!persistent) {
@@ -1057,16 +1110,17 @@ int main(int argc, char **argv)
             cudaMemcpy(&c, s->dcount, 8, cudaMemcpyDeviceToHost);
             printf("kernel alone: %.1f GB/s over 1 GiB resident (%llu hits/GiB), %s\n",
                    (double)len * reps / (ms / 1e3) / 1e9, c, cudaGetErrorString(cudaGetLastError()));
-            unsigned char *pinned;
-            cudaHostAlloc((void **)&pinned, 256u << 20, 0);
-            memcpy(pinned, text, total < (256u << 20) ? total : (256u << 20));
+            unsigned char *pinned = packed_all;
+            size_t cb = 64u << 20;
+            memcpy(pinned, text, total < cb ? total : cb);
+            cudaMemcpy(d, pinned, cb, cudaMemcpyHostToDevice);
             cudaEventRecord(e0);
-            cudaMemcpy(d, pinned, 256u << 20, cudaMemcpyHostToDevice);
+            for (int i = 0; i < 8; i++)
+                cudaMemcpy(d, pinned, cb, cudaMemcpyHostToDevice);
             cudaEventRecord(e1);
             cudaEventSynchronize(e1);
             cudaEventElapsedTime(&ms, e0, e1);
-            printf("host-to-device from pinned: %.1f GB/s\n", (256u << 20) / (ms / 1e3) / 1e9);
-            cudaFreeHost(pinned);
+            printf("host-to-device from pinned: %.1f GB/s\n", 8.0 * cb / (ms / 1e3) / 1e9);
             cudaFree(d);
         }
         kh_session_close(s);

@@ -1,0 +1,34 @@
+#!/bin/bash
+# The device run behind docs/gpu.md's numbers, as sent to a machine with a
+# GPU and none of keyhog's Debian packages: .devcarry/ (git-ignored) holds
+# x86-64 binaries built here (bin/), their shared libraries (libs.tar.xz)
+# and a slice of the Linux source (corpus.tar.xz; bench/plant.py plants
+# secrets into it there).  Usage: bash bench/gpu_device.sh [REPEAT]
+set -u
+REPEAT=${1:-8}
+D=.devcarry
+B=$D/bin
+export LD_LIBRARY_PATH=/tmp/kl/lib:$B KEYHOG_CACHE_DIR=/tmp/khc
+python3 -c "
+import tarfile
+tarfile.open('$D/libs.tar.xz').extractall('/tmp/kl')
+tarfile.open('$D/corpus.tar.xz').extractall('/tmp/kc')
+"
+C=/tmp/kc/linux-source-6.1
+python3 bench/plant.py $C 500 /tmp/planted.jsonl >/dev/null
+nvidia-smi -L; nproc; du -sh $C
+ldd $B/keyhog | grep "not found"
+echo "== unit tests"; $B/test_gpu 2>&1 | tail -2
+$B/keyhog detectors --json | python3 -c 'import json,sys; print("\n".join(sorted({k for d in json.load(sys.stdin) for k in d["keywords"]})))' >/tmp/kw
+echo "== device: keyhog_gpu_bench"; timeout 120 $B/keyhog_gpu_bench /tmp/kw 1024
+echo "== end to end from RAM: gpu_bench -r $REPEAT"; timeout 200 $B/gpu_bench -r $REPEAT $C
+echo "== per-batch kernel"; timeout 100 $B/gpu_bench -m gpu --no-persistent -r $REPEAT $C | grep "^gpu"
+echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 100 $B/gpu_bench -m gpu -r $REPEAT $C | grep "^gpu"
+echo "== CLI parity (keyhog scan -f jsonl, $C)"
+for b in cpu gpu; do
+    TIMEFORMAT="$b: %R s wall"
+    time $B/keyhog scan -q --no-ignore -f jsonl --backend $b $C >/tmp/$b.jsonl
+    echo "$b: $(wc -l </tmp/$b.jsonl) findings"
+done
+cmp /tmp/cpu.jsonl /tmp/gpu.jsonl && echo "JSONL byte-identical"
+echo "== tests/cli/test_gpu.py"; KEYHOG=$B/keyhog timeout 200 python3 -m unittest tests/cli/test_gpu.py 2>&1 | tail -3
