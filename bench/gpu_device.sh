@@ -20,11 +20,14 @@ nvidia-smi -L; nproc; du -sh $C
 ldd $B/keyhog | grep "not found"
 echo "== unit tests"; $B/test_gpu 2>&1 | tail -2
 $B/keyhog detectors --json | python3 -c 'import json,sys; print("\n".join(sorted({k for d in json.load(sys.stdin) for k in d["keywords"]})))' >/tmp/kw
-echo "== device: keyhog_gpu_bench"; timeout 120 $B/keyhog_gpu_bench /tmp/kw 1024
-echo "== end to end from RAM: gpu_bench -r $REPEAT"; timeout 200 $B/gpu_bench -r $REPEAT $C
-echo "== per-batch kernel"; timeout 100 $B/gpu_bench -m gpu --no-persistent -r $REPEAT $C | grep "^gpu"
-echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 100 $B/gpu_bench -m gpu -r $REPEAT $C | grep "^gpu"
+echo "== kernel against a plain CPU search: gpu_check"; timeout 60 $B/gpu_check $B/libkeyhog_gpu.so /tmp/kw 2>&1 | tail -3
+find $C -type f -name '*.[ch]' | head -20000 | xargs cat | head -c 256M >/tmp/text.bin
+echo "== device: keyhog_gpu_bench (Linux text)"; timeout 90 $B/keyhog_gpu_bench /tmp/kw 1024 /tmp/text.bin
+echo "== per-batch kernel"; timeout 90 $B/gpu_bench -m gpu --no-persistent -r $REPEAT $C
+echo "== end to end from RAM: gpu_bench -r $REPEAT"; timeout 120 $B/gpu_bench -r $REPEAT $C
+echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 60 $B/gpu_bench -m gpu -r $REPEAT $C | grep "^gpu"
 echo "== CLI parity (keyhog scan -f jsonl, $C)"
+$B/keyhog scan -q --backend cpu bench >/dev/null 2>&1  # compiles and caches the engine
 for b in cpu gpu; do
     TIMEFORMAT="$b: %R s wall"
     time $B/keyhog scan -q --no-ignore -f jsonl --backend $b $C >/tmp/$b.jsonl
