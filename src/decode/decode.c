@@ -124,12 +124,12 @@ static int is_urlish(uint8_t c) { return char_class[c] & CC_URL; }
 static int is_alnum(uint8_t c) { return char_class[c] & CC_ALNUM; }
 
 /* What b64_try asks of each byte of a run, one load per byte: B64F_DATA a
- * base64 character, then its kind; B64F_PAD '='; B64F_SEP a base64
- * character that is not alphanumeric (where b64_try_pieces cuts);
- * B64F_NONALNUM anything but [A-Za-z0-9] (where hex words end). */
+ * base64 character, then its kind (B64F_STD '+' or '/', B64F_URL '-' or
+ * '_': the characters b64_try_pieces cuts at); B64F_PAD '='; B64F_OTHER
+ * anything else (line breaks and indentation of joined lines). */
 enum {
     B64F_DATA = 1, B64F_UPPER = 2, B64F_LOWER = 4, B64F_DIGIT = 8, B64F_NONHEX = 16,
-    B64F_STD = 32, B64F_URL = 64, B64F_PAD = 128,
+    B64F_STD = 32, B64F_URL = 64, B64F_PAD = 128, B64F_OTHER = 256,
 };
 #define B64F_ALPHA(c) ((c) >= 'A' && (c) <= 'Z' ? B64F_UPPER : (c) >= 'a' && (c) <= 'z' ? B64F_LOWER : 0)
 #define B64F_HEXLESS(c) (((c) >= 'G' && (c) <= 'Z') || ((c) >= 'g' && (c) <= 'z') ? B64F_NONHEX : 0)
@@ -139,11 +139,11 @@ enum {
      : (c) == '-' || (c) == '_' ? B64F_DATA | B64F_URL | B64F_NONHEX                       \
      : (c) >= '0' && (c) <= '9' ? B64F_DATA | B64F_DIGIT                                   \
      : B64F_ALPHA(c) ? B64F_DATA | B64F_ALPHA(c) | B64F_HEXLESS(c)                         \
-                     : 0)
+                     : B64F_OTHER)
 #define B64F4(n) B64F(n), B64F(n + 1), B64F(n + 2), B64F(n + 3)
 #define B64F16(n) B64F4(n), B64F4(n + 4), B64F4(n + 8), B64F4(n + 12)
 #define B64F64(n) B64F16(n), B64F16(n + 16), B64F16(n + 32), B64F16(n + 48)
-static const uint8_t b64_flags[256] = {B64F64(0), B64F64(64), B64F64(128), B64F64(192)};
+static const uint16_t b64_flags[256] = {B64F64(0), B64F64(64), B64F64(128), B64F64(192)};
 
 /* Length of the valid UTF-8 sequence at p (2..4 bytes), or 0. */
 static size_t utf8_seq(const uint8_t *p, size_t n)
@@ -705,27 +705,36 @@ static size_t b64_extent(const uint8_t *d, size_t len, size_t start, int join, i
 
 /* Applies the shape gates to the run data[s..e) and decodes it.  Returns 1
  * if it was kept. */
-static int b64_try(finder *f, size_t s, size_t e)
+static int b64_try(finder *f, size_t s, size_t e, unsigned *seen_out)
 {
     const uint8_t *d = f->data;
     size_t data = 0, pads = 0;
     unsigned seen = 0;
     uint8_t lastc = 0;
-    /* Every byte of every long word passes here: one table load, no
-     * branch (a run holds base64 characters, padding and line breaks). */
-    for (size_t i = s; i < e; i++) {
-        uint8_t c = d[i];
-        unsigned k = b64_flags[c];
-        seen |= k;
-        data += k & B64F_DATA;
-        pads += k >> 7;
-        lastc = k & B64F_DATA ? c : lastc;
-    }
-    int last = data ? b64_value(lastc) : 0;
+    /* Every byte of every long word passes here: one table load and an OR
+     * (the counts below are needed only when a gate passes). */
+    for (size_t i = s; i < e; i++)
+        seen |= b64_flags[d[i]];
+    if (seen_out)
+        *seen_out = seen;
     int std = (seen & B64F_STD) != 0, url = (seen & B64F_URL) != 0;
     int upper = (seen & B64F_UPPER) != 0, lower = (seen & B64F_LOWER) != 0;
     int digit = (seen & B64F_DIGIT) != 0, nonhex = (seen & B64F_NONHEX) != 0;
-    if (data < B64_MIN_CHARS || (std && url) || !nonhex || upper + lower + digit < 2)
+    if ((std && url) || !nonhex || upper + lower + digit < 2)
+        return 0;
+    if (!(seen & (B64F_PAD | B64F_OTHER))) {
+        data = e - s; /* nothing but base64 characters */
+        lastc = data ? d[e - 1] : 0;
+    } else {
+        for (size_t i = s; i < e; i++) {
+            unsigned k = b64_flags[d[i]];
+            data += k & B64F_DATA;
+            pads += (k & B64F_PAD) != 0;
+            lastc = k & B64F_DATA ? d[i] : lastc;
+        }
+    }
+    int last = data ? b64_value(lastc) : 0;
+    if (data < B64_MIN_CHARS)
         return 0;
     size_t rem = data % 4;
     if (rem == 1)
@@ -750,7 +759,7 @@ static void b64_try_pieces(finder *f, size_t s, size_t e)
             if ((p > s || i < e) && i - p >= B64_MIN_CHARS) { /* a piece, not the run */
                 if (finder_stopped(f))
                     return;
-                b64_try(f, p, i);
+                b64_try(f, p, i, NULL);
             }
             p = i + 1;
         }
@@ -895,9 +904,17 @@ static void scan_base64(finder *f)
             pos = end;
             continue;
         }
-        size_t piece, word;
-        run_longest(d, start, end, &piece, &word);
-        if (!b64_try(f, start, end)) {
+        /* The piece and hex passes need a piece or word long enough:
+         * none without separators (pieces) or when the whole run is one
+         * word; otherwise one pass measures them. */
+        unsigned seen;
+        int kept = b64_try(f, start, end, &seen);
+        size_t piece = 0, word = end - start;
+        if (seen & (B64F_STD | B64F_URL | B64F_PAD | B64F_OTHER))
+            run_longest(d, start, end, &piece, &word);
+        if (!(seen & (B64F_STD | B64F_URL)))
+            piece = 0;
+        if (!kept) {
             if (lines > 1) {
                 /* Joined lines that fail together are retried one by one;
                  * nojoin_until keeps that to one extra pass over them. */
