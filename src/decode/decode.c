@@ -800,24 +800,33 @@ static void hex_in_run(finder *f, size_t s, size_t e)
 /* --- base64 pass ------------------------------------------------------ */
 
 /* Most long runs are identifiers ("spin_unlock_irqrestore") whose pieces
- * (between '+', '/', '-', '_') and alphanumeric words are short: one cheap
- * pass says so before the piece and hex passes that would find nothing. */
-static void run_longest(const uint8_t *d, size_t s, size_t e, size_t *piece, size_t *word)
+ * (between '+', '/', '-', '_') and alphanumeric words are short, and the
+ * piece and hex passes find nothing in them.  has_stretch says whether
+ * [s, e) holds min bytes in a row that stop() does not end, probing one
+ * byte in min as the base64 pass does, so a short piece is mostly not
+ * read. */
+static int piece_stop(uint8_t c) { return (char_class[c] & (CC_B64 | CC_ALNUM)) == CC_B64; }
+static int word_stop(uint8_t c) { return !(char_class[c] & CC_ALNUM); }
+
+static int has_stretch(const uint8_t *d, size_t s, size_t e, size_t min, int (*stop)(uint8_t))
 {
-    size_t bp = 0, bw = 0, p = s, w = s;
-    for (size_t i = s; i < e; i++) {
-        unsigned k = char_class[d[i]];
-        if (k & CC_ALNUM)
+    size_t p = s;
+    while (e - p >= min) {
+        size_t probe = p + min - 1;
+        if (stop(d[probe])) {
+            p = probe + 1;
             continue;
-        bw = i - w > bw ? i - w : bw;
-        w = i + 1;
-        if (k & CC_B64) {
-            bp = i - p > bp ? i - p : bp;
-            p = i + 1;
         }
+        size_t a = probe, b = probe + 1;
+        while (a > p && !stop(d[a - 1]))
+            a--;
+        while (b < e && !stop(d[b]))
+            b++;
+        if (b - a >= min)
+            return 1;
+        p = b < e ? b + 1 : e;
     }
-    *piece = e - p > bp ? e - p : bp;
-    *word = e - w > bw ? e - w : bw;
+    return 0;
 }
 
 #ifdef __SSE2__
@@ -909,11 +918,6 @@ static void scan_base64(finder *f)
          * word; otherwise one pass measures them. */
         unsigned seen;
         int kept = b64_try(f, start, end, &seen);
-        size_t piece = 0, word = end - start;
-        if (seen & (B64F_STD | B64F_URL | B64F_PAD | B64F_OTHER))
-            run_longest(d, start, end, &piece, &word);
-        if (!(seen & (B64F_STD | B64F_URL)))
-            piece = 0;
         if (!kept) {
             if (lines > 1) {
                 /* Joined lines that fail together are retried one by one;
@@ -922,10 +926,14 @@ static void scan_base64(finder *f)
                 pos = start;
                 continue;
             }
-            if (piece >= B64_MIN_CHARS)
+            /* Without a separator the only piece is the run itself. */
+            if ((seen & (B64F_STD | B64F_URL)) &&
+                has_stretch(d, start, end, B64_MIN_CHARS, piece_stop))
                 b64_try_pieces(f, start, end);
         }
-        if (word >= HEX_MIN_DIGITS)
+        if (end - start >= HEX_MIN_DIGITS &&
+            (!(seen & (B64F_STD | B64F_URL | B64F_PAD | B64F_OTHER)) ||
+             has_stretch(d, start, end, HEX_MIN_DIGITS, word_stop)))
             hex_in_run(f, start, end);
         pos = end;
     }
