@@ -651,8 +651,36 @@ static int finder_emit(finder *f, size_t start, size_t end, const char *kind, co
 
 /* --- base64 -------------------------------------------------------- */
 
+#ifdef __SSE2__
+/* Bit i set when p[i] is in either base64 alphabet, for 16 bytes. */
+static unsigned b64_mask16(const uint8_t *p)
+{
+    __m128i c = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* Letters: c | 0x20 in 'a'..'z'; bytes >= 0x80 land above it. */
+    __m128i t = _mm_sub_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+    __m128i b = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(25)), t);
+    /* '+' (0x2b) to '9' (0x39) holds '+', '-', '/' and the digits, and
+     * also ',' and '.', taken out. */
+    t = _mm_sub_epi8(c, _mm_set1_epi8('+'));
+    __m128i r = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8('9' - '+')), t);
+    r = _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8(',')),
+                                      _mm_cmpeq_epi8(c, _mm_set1_epi8('.'))),
+                         r);
+    b = _mm_or_si128(_mm_or_si128(b, r), _mm_cmpeq_epi8(c, _mm_set1_epi8('_')));
+    return (unsigned)_mm_movemask_epi8(b);
+}
+#endif
+
 static size_t skip_b64(const uint8_t *d, size_t len, size_t i)
 {
+#ifdef __SSE2__
+    while (len - i >= 16) {
+        unsigned m = b64_mask16(d + i);
+        if (m != 0xFFFF)
+            return i + (size_t)__builtin_ctz(~m);
+        i += 16;
+    }
+#endif
     while (i < len && is_b64(d[i]))
         i++;
     return i;
@@ -802,14 +830,18 @@ static void hex_in_run(finder *f, size_t s, size_t e)
 /* Most long runs are identifiers ("spin_unlock_irqrestore") whose pieces
  * (between '+', '/', '-', '_') and alphanumeric words are short, and the
  * piece and hex passes find nothing in them.  has_stretch says whether
- * [s, e) holds min bytes in a row that stop() does not end, probing one
- * byte in min as the base64 pass does, so a short piece is mostly not
- * read. */
-static int piece_stop(uint8_t c) { return (char_class[c] & (CC_B64 | CC_ALNUM)) == CC_B64; }
-static int word_stop(uint8_t c) { return !(char_class[c] & CC_ALNUM); }
+ * [s, e) holds min bytes in a row none of which is a stop byte (one whose
+ * char_class & mask is value), probing one byte in min as the base64 pass
+ * does, so a short piece is mostly not read.  Pieces stop at base64
+ * characters that are not alphanumeric, words at anything not
+ * alphanumeric. */
+#define PIECE_STOP (CC_B64 | CC_ALNUM), CC_B64
+#define WORD_STOP CC_ALNUM, 0
 
-static int has_stretch(const uint8_t *d, size_t s, size_t e, size_t min, int (*stop)(uint8_t))
+static int has_stretch(const uint8_t *d, size_t s, size_t e, size_t min, unsigned mask,
+                       unsigned value)
 {
+#define stop(c) ((char_class[c] & mask) == value)
     size_t p = s;
     while (e - p >= min) {
         size_t probe = p + min - 1;
@@ -827,6 +859,7 @@ static int has_stretch(const uint8_t *d, size_t s, size_t e, size_t min, int (*s
         p = b < e ? b + 1 : e;
     }
     return 0;
+#undef stop
 }
 
 #ifdef __SSE2__
@@ -834,21 +867,8 @@ static int has_stretch(const uint8_t *d, size_t s, size_t e, size_t min, int (*s
 static uint64_t b64_mask64(const uint8_t *p)
 {
     uint64_t m = 0;
-    for (int k = 0; k < 4; k++) {
-        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
-        /* Letters: c | 0x20 in 'a'..'z'; bytes >= 0x80 land above it. */
-        __m128i t = _mm_sub_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
-        __m128i b = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(25)), t);
-        /* '+' (0x2b) to '9' (0x39) holds '+', '-', '/' and the digits, and
-         * also ',' and '.', taken out. */
-        t = _mm_sub_epi8(c, _mm_set1_epi8('+'));
-        __m128i r = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8('9' - '+')), t);
-        r = _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8(',')),
-                                          _mm_cmpeq_epi8(c, _mm_set1_epi8('.'))),
-                             r);
-        b = _mm_or_si128(_mm_or_si128(b, r), _mm_cmpeq_epi8(c, _mm_set1_epi8('_')));
-        m |= (uint64_t)(uint16_t)_mm_movemask_epi8(b) << (16 * k);
-    }
+    for (int k = 0; k < 4; k++)
+        m |= (uint64_t)b64_mask16(p + 16 * k) << (16 * k);
     return m;
 }
 #endif
@@ -928,12 +948,12 @@ static void scan_base64(finder *f)
             }
             /* Without a separator the only piece is the run itself. */
             if ((seen & (B64F_STD | B64F_URL)) &&
-                has_stretch(d, start, end, B64_MIN_CHARS, piece_stop))
+                has_stretch(d, start, end, B64_MIN_CHARS, PIECE_STOP))
                 b64_try_pieces(f, start, end);
         }
         if (end - start >= HEX_MIN_DIGITS &&
             (!(seen & (B64F_STD | B64F_URL | B64F_PAD | B64F_OTHER)) ||
-             has_stretch(d, start, end, HEX_MIN_DIGITS, word_stop)))
+             has_stretch(d, start, end, HEX_MIN_DIGITS, WORD_STOP)))
             hex_in_run(f, start, end);
         pos = end;
     }
