@@ -90,12 +90,22 @@ void gpu_stats_get(const kh_gpu *g, gpu_stats *out)
     out->region_bytes = atomic_load(&g->st_region_bytes);
 }
 
-static gpu_pack *pack_take(kh_gpu *g)
+/* The smallest free buffer that holds `need` bytes, else the largest:
+ * growing a page-locked buffer stops the device, so reuse what fits. */
+static gpu_pack *pack_take(kh_gpu *g, size_t need)
 {
     pthread_mutex_lock(&g->pack_mu);
-    gpu_pack *p = g->packs;
-    if (p)
-        g->packs = p->next;
+    gpu_pack **best = NULL;
+    for (gpu_pack **q = &g->packs; *q; q = &(*q)->next) {
+        size_t c = (*q)->cap, b = best ? (*best)->cap : 0;
+        if (!best || (c >= need ? b < need || c < b : b < need && c > b))
+            best = q;
+    }
+    gpu_pack *p = NULL;
+    if (best) {
+        p = *best;
+        *best = p->next;
+    }
     pthread_mutex_unlock(&g->pack_mu);
     return p ? p : calloc(1, sizeof *p);
 }
@@ -917,7 +927,10 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
     gpu_pack *pk = NULL;
     uint64_t t0 = clock_ns();
     if (g->api.session_submit_packed) {
-        pk = pack_take(g);
+        size_t need = GPU_PACK_PAD;
+        for (size_t i = 0; i < n; i++)
+            need += chunks[i].len + 1;
+        pk = pack_take(g, need);
         if (!pk)
             return KH_ENOMEM;
         if (pack_batch(g, pk, chunks, n) != KH_OK) {

@@ -89,10 +89,11 @@ typedef struct gpu_api {
     /* The same batch, already packed by the caller: chunk i is at
      * packed[starts[i]], starts[i+1] - starts[i] - 1 bytes long, followed by
      * a NUL; starts has nchunks + 1 entries, starts[nchunks] is the total,
-     * and GPU_PACK_PAD zero bytes follow it.  `packed` should come from
-     * host_alloc (pinned): the copy engine then reads it directly, so the
-     * packing (a memcpy per chunk) is done by each caller's own thread,
-     * outside any device lock. */
+     * and GPU_PACK_PAD zero bytes follow it.  `packed` must come from
+     * host_alloc (pinned and mapped): the copy engine reads it directly,
+     * and the resident kernel reads a small batch in place with no copy at
+     * all; the packing (a memcpy per chunk) is done by each caller's own
+     * thread, outside any device lock. */
     int (*session_submit_packed)(gpu_session *s, const uint8_t *packed, const uint64_t *starts,
                                  size_t nchunks, gpu_batch_result *res, char *msg,
                                  size_t msg_cap);

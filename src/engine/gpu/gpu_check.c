@@ -115,6 +115,26 @@ int main(int argc, char **argv)
                               {"persistent", "persistent"}, {"persistent", "launch"},
                               {"launch", "launch"},       {"persistent", "open"}};
     int failures = 0;
+    /* The same chunks packed as libkeyhog packs them, in memory from
+     * host_alloc (allocated before any resident kernel runs). */
+    uint8_t *packed = NULL, *one = NULL;
+    uint64_t starts[NCHUNK + 1];
+    if (api.host_alloc(total + NCHUNK + GPU_PACK_PAD, (void **)&packed) ||
+        api.host_alloc(300000 + 1 + GPU_PACK_PAD, (void **)&one)) {
+        printf("host_alloc failed\n");
+        return 1;
+    }
+    {
+        uint64_t at = 0;
+        for (int c = 0; c < NCHUNK; c++) {
+            starts[c] = at;
+            memcpy(packed + at, data[c], len[c]);
+            at += len[c];
+            packed[at++] = 0;
+        }
+        starts[NCHUNK] = at;
+        memset(packed + at, 0, GPU_PACK_PAD);
+    }
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         gpu_session_opts o = {.device = 0,
                               .persistent = !strcmp(cases[t][0], "persistent"),
@@ -130,18 +150,41 @@ int main(int argc, char **argv)
             failures += !want_fail_open;
             continue;
         }
-        for (int round = 0; round < 3; round++) {
+        for (int round = 0; round < 4; round++) {
             gpu_batch_result r;
-            int rc = api.session_submit_batch(s, (const uint8_t *const *)data, len, NCHUNK, &r,
+            int rc;
+            if (round < 2) {
+                rc = api.session_submit_batch(s, (const uint8_t *const *)data, len, NCHUNK, &r,
                                               msg, sizeof msg);
+            } else if (round == 2) {
+                rc = api.session_submit_packed(s, packed, starts, NCHUNK, &r, msg, sizeof msg);
+            } else {
+                /* One chunk a batch (small ones are read in place by the
+                 * resident kernel), hits collected into one list. */
+                size_t n = 0;
+                rc = 0;
+                for (int c = 0; c < NCHUNK && !rc; c++) {
+                    uint64_t st[2] = {0, starts[c + 1] - starts[c]};
+                    memcpy(one, packed + starts[c], st[1]);
+                    memset(one + st[1], 0, GPU_PACK_PAD);
+                    rc = api.session_submit_packed(s, one, st, 1, &r, msg, sizeof msg);
+                    for (size_t i = 0; !rc && i < r.nhits && n < cap; i++) {
+                        got[n] = r.hits[i];
+                        got[n++].chunk = (uint32_t)c;
+                    }
+                }
+                r.hits = got;
+                r.nhits = n;
+            }
             if (rc) {
                 printf("%-10s force=%-10s submit failed: %s -> %s\n", cases[t][0],
                        cases[t][1] ? cases[t][1] : "-", msg, want_fail_submit ? "ok" : "FAIL");
                 failures += !want_fail_submit;
                 break;
             }
-            memcpy(got, r.hits, r.nhits * sizeof *got);
-            for (size_t i = 1; i < r.nhits; i++)
+            if (r.hits != got)
+                memcpy(got, r.hits, r.nhits * sizeof *got);
+            for (size_t i = 1; round < 3 && i < r.nhits; i++)
                 if (got[i].chunk < got[i - 1].chunk) {
                     printf("hits not grouped by chunk\n");
                     failures++;

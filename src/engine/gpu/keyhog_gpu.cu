@@ -59,6 +59,7 @@
 #define DEFAULT_PIECE (16u << 20)
 #define DEFAULT_MAX_HITS (4u << 20)
 #define PAD 64
+#define ZERO_COPY_MAX (256u << 10)
 #define START_TIMEOUT_S 5.0
 #define PIECE_TIMEOUT_S 10.0
 
@@ -91,13 +92,14 @@ typedef struct sink {
 typedef struct host_ctrl {
     volatile unsigned int seq, stop, started, done_seq;
     volatile unsigned long long base, valid, nhits_out;
+    volatile unsigned long long ptr; /* non-zero: scan this mapped host memory */
     volatile unsigned int buf, end_batch;
 } host_ctrl;
 
 /* Block 0's relay of the command, in device memory. */
 typedef struct dev_ctrl {
     volatile unsigned int seq, stop, buf, end_batch;
-    volatile unsigned long long base, valid;
+    volatile unsigned long long base, valid, ptr;
     unsigned int started_blocks, done_blocks;
 } dev_ctrl;
 
@@ -231,7 +233,7 @@ __global__ void __launch_bounds__(THREADS)
 {
     __shared__ unsigned int sbits[FILTER_WORDS];
     __shared__ unsigned int s_seq, s_stop, s_buf, s_end;
-    __shared__ unsigned long long s_base, s_valid;
+    __shared__ unsigned long long s_base, s_valid, s_ptr;
     load_filters(sbits, t);
     if (threadIdx.x == 0) {
         __threadfence();
@@ -246,18 +248,19 @@ __global__ void __launch_bounds__(THREADS)
             unsigned int q;
             if (blockIdx.x == 0) {
                 while ((q = hc->seq) == last)
-                    __nanosleep(1000);
+                    __nanosleep(256);
                 __threadfence_system();
                 dc->base = hc->base;
                 dc->valid = hc->valid;
                 dc->buf = hc->buf;
+                dc->ptr = hc->ptr;
                 dc->end_batch = hc->end_batch;
                 dc->stop = hc->stop;
                 __threadfence();
                 dc->seq = q;
             } else {
                 while ((q = dc->seq) == last)
-                    __nanosleep(500);
+                    __nanosleep(128);
                 __threadfence();
             }
             s_seq = q;
@@ -265,17 +268,22 @@ __global__ void __launch_bounds__(THREADS)
             s_base = dc->base;
             s_valid = dc->valid;
             s_buf = dc->buf;
+            s_ptr = dc->ptr;
             s_end = dc->end_batch;
         }
         __syncthreads();
         if (s_stop)
             return;
         last = s_seq;
-        scan_piece<true>(s_buf ? buf1 : buf0, s_base, s_valid, sbits, t, out, blockIdx.x,
-                         gridDim.x);
+        /* A small batch is read straight from the caller's mapped pinned
+         * memory: no copy, no copy-engine round trip. */
+        const unsigned char *src = s_ptr ? (const unsigned char *)s_ptr : s_buf ? buf1 : buf0;
+        scan_piece<true>(src, s_base, s_valid, sbits, t, out, blockIdx.x, gridDim.x);
         __syncthreads();
         if (threadIdx.x == 0) {
-            __threadfence();
+            /* Hits go to mapped host memory: make the block's writes
+             * visible to the host before the done word. */
+            __threadfence_system();
             if (atomicAdd(&dc->done_blocks, 1u) == gridDim.x - 1) {
                 dc->done_blocks = 0;
                 volatile unsigned long long *count = out.count;
@@ -307,7 +315,10 @@ struct gpu_session {
     size_t piece;
     void *dtables; /* one allocation holding every table */
     tables t;
-    dev_hit *dhits, *hhits;
+    dev_hit *dhits, *hhits, *hhits_dev; /* hhits is mapped: the resident kernel
+                                           writes its hits there directly */
+    int zero_copy;   /* the device reads mapped host memory (UVA) */
+    int hits_on_host; /* the last batch's hits are already in hhits */
     unsigned long long *dcount;
     size_t cap;
     host_ctrl *hctrl, *hctrl_dev;
@@ -457,7 +468,7 @@ static int start_persistent(gpu_session *s, char *msg, size_t cap)
         TRY(cudaMemset(s->dctrl, 0, sizeof *s->dctrl), "control block");
         TRY(cudaMemset(s->dcount, 0, sizeof *s->dcount), "hit counter");
         const unsigned char *b0 = s->dbuf[0], *b1 = s->dbuf[1];
-        sink out = {s->dhits, s->dcount, s->cap};
+        sink out = {s->hhits_dev, s->dcount, s->cap};
         void *args[] = {&s->hctrl_dev, &s->dctrl, &b0, &b1, &s->t, &out};
         dim3 grid((unsigned)(per_sm * p.multiProcessorCount)), block(THREADS);
         TRY(cudaLaunchCooperativeKernel((const void *)persistent_kernel, grid, block, args, 0,
@@ -645,8 +656,11 @@ static int kh_session_open(const char *const *keywords, uint32_t n, const gpu_se
     }
     TRY(cudaStreamCreateWithFlags(&s->kstream, cudaStreamNonBlocking), "stream");
     TRY(cudaMalloc((void **)&s->dhits, s->cap * sizeof(dev_hit)), "hit queue");
-    TRY(cudaHostAlloc((void **)&s->hhits, s->cap * sizeof(dev_hit), cudaHostAllocDefault),
+    TRY(cudaHostAlloc((void **)&s->hhits, s->cap * sizeof(dev_hit), cudaHostAllocMapped),
         "pinned hit queue");
+    TRY(cudaHostGetDevicePointer((void **)&s->hhits_dev, (void *)s->hhits, 0),
+        "mapped hit queue");
+    s->zero_copy = p.canMapHostMemory && p.unifiedAddressing;
     TRY(cudaMalloc((void **)&s->dcount, sizeof *s->dcount), "hit counter");
     TRY(cudaMemset(s->dcount, 0, sizeof *s->dcount), "hit counter");
     TRY(cudaMalloc((void **)&s->dctrl, sizeof *s->dctrl), "control block");
@@ -706,6 +720,7 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
 {
     int persistent = s->mode == MODE_PERSISTENT;
     sink out = {s->dhits, s->dcount, s->cap};
+    s->hits_on_host = persistent;
     size_t ci = 0, co = 0;
     unsigned int k = 0;
     if (!persistent) {
@@ -750,14 +765,20 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
             launch_kernel<<<s->grid, THREADS, 0, s->copy[b]>>>(s->dbuf[b], a, valid, s->t, out);
             TRY(cudaGetLastError(), "kernel launch");
         } else {
-            /* Buffer b was last read by piece k-2, which finished before
-             * piece k-1 was issued. */
-            /* Buffer b must not be overwritten while piece k-2 still
-             * reads it: it finished before piece k-1 was issued. */
-            TRY(cudaMemcpyAsync(s->dbuf[b], src, bytes, cudaMemcpyHostToDevice, s->copy[b]),
-                "copy");
-            TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
-            TRY(cudaEventSynchronize(s->copied[b]), "copy");
+            /* A batch that fits in one small piece, packed by the caller in
+             * mapped memory, is read by the kernel where it is. */
+            int direct = packed && s->zero_copy && total <= ZERO_COPY_MAX && a == 0 &&
+                         ((uintptr_t)src & 15) == 0;
+            if (!direct) {
+                /* Buffer b must not be overwritten while piece k-2 still
+                 * reads it: it finished before piece k-1 was issued. */
+                TRY(cudaMemcpyAsync(s->dbuf[b], src, bytes, cudaMemcpyHostToDevice,
+                                    s->copy[b]),
+                    "copy");
+                TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
+                TRY(cudaEventSynchronize(s->copied[b]), "copy");
+            }
+            s->hctrl->ptr = direct ? (unsigned long long)(uintptr_t)src : 0ull;
             if (k > 0 && wait_word(&s->hctrl->done_seq, s->seq, PIECE_TIMEOUT_S)) {
                 snprintf(msg, cap, "piece not done within %.0f s", PIECE_TIMEOUT_S);
                 return 2;
@@ -828,9 +849,9 @@ static int submit_common(gpu_session *s, const unsigned char *packed, const uint
         res->device_ms = (now_s() - t0) * 1e3;
         return 0;
     }
-    if (nhits && cuda_fail(cudaMemcpy(s->hhits, s->dhits, nhits * sizeof(dev_hit),
-                                      cudaMemcpyDeviceToHost),
-                           "hit queue", msg, cap))
+    if (nhits && !s->hits_on_host &&
+        cuda_fail(cudaMemcpy(s->hhits, s->dhits, nhits * sizeof(dev_hit), cudaMemcpyDeviceToHost),
+                  "hit queue", msg, cap))
         return 1;
     if (grow((void **)&s->out, &s->out_cap, (size_t)nhits + 1, sizeof *s->out)) {
         snprintf(msg, cap, "out of memory");
@@ -906,7 +927,8 @@ static int kh_session_submit_packed(gpu_session *s, const uint8_t *packed,
 static int kh_host_alloc(size_t bytes, void **out)
 {
     *out = NULL;
-    if (cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocPortable) != cudaSuccess) {
+    if (cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocPortable | cudaHostAllocMapped) !=
+        cudaSuccess) {
         (void)cudaGetLastError();
         *out = NULL;
         return 1;
