@@ -39,6 +39,7 @@
  * in as opts->force_fail, a comma list of open, persistent, launch) forces
  * each failure for tests.
  */
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 #include <sched.h>
 #include <stdio.h>
@@ -92,14 +93,15 @@ typedef struct sink {
 typedef struct host_ctrl {
     volatile unsigned int seq, stop, started, done_seq;
     volatile unsigned long long base, valid, nhits_out;
-    volatile unsigned long long ptr; /* non-zero: scan this mapped host memory */
+    volatile unsigned long long ptr;  /* non-zero: a small batch in mapped host memory */
+    volatile unsigned long long copy; /* its bytes to bring into buffer 0 (16-aligned) */
     volatile unsigned int buf, end_batch;
 } host_ctrl;
 
 /* Block 0's relay of the command, in device memory. */
 typedef struct dev_ctrl {
     volatile unsigned int seq, stop, buf, end_batch;
-    volatile unsigned long long base, valid, ptr;
+    volatile unsigned long long base, valid, ptr, copy;
     unsigned int started_blocks, done_blocks;
 } dev_ctrl;
 
@@ -228,12 +230,12 @@ __global__ void __launch_bounds__(THREADS)
 }
 
 __global__ void __launch_bounds__(THREADS)
-    persistent_kernel(host_ctrl *hc, dev_ctrl *dc, const unsigned char *buf0,
-                      const unsigned char *buf1, tables t, sink out)
+    persistent_kernel(host_ctrl *hc, dev_ctrl *dc, unsigned char *buf0,
+                      const unsigned char *buf1, tables t, sink out, dev_hit *host_hits)
 {
     __shared__ unsigned int sbits[FILTER_WORDS];
     __shared__ unsigned int s_seq, s_stop, s_buf, s_end;
-    __shared__ unsigned long long s_base, s_valid, s_ptr;
+    __shared__ unsigned long long s_base, s_valid, s_ptr, s_copy;
     load_filters(sbits, t);
     if (threadIdx.x == 0) {
         __threadfence();
@@ -254,6 +256,7 @@ __global__ void __launch_bounds__(THREADS)
                 dc->valid = hc->valid;
                 dc->buf = hc->buf;
                 dc->ptr = hc->ptr;
+                dc->copy = hc->copy;
                 dc->end_batch = hc->end_batch;
                 dc->stop = hc->stop;
                 __threadfence();
@@ -269,16 +272,30 @@ __global__ void __launch_bounds__(THREADS)
             s_valid = dc->valid;
             s_buf = dc->buf;
             s_ptr = dc->ptr;
+            s_copy = dc->copy;
             s_end = dc->end_batch;
         }
         __syncthreads();
         if (s_stop)
             return;
         last = s_seq;
-        /* A small batch is read straight from the caller's mapped pinned
-         * memory: no copy, no copy-engine round trip. */
-        const unsigned char *src = s_ptr ? (const unsigned char *)s_ptr : s_buf ? buf1 : buf0;
-        scan_piece<true>(src, s_base, s_valid, sbits, t, out, blockIdx.x, gridDim.x);
+        const unsigned char *src = s_buf ? buf1 : buf0;
+        sink to = out;
+        if (s_ptr) {
+            /* A small batch: the blocks bring it from the caller's mapped
+             * pinned memory into buffer 0 themselves (all loads in flight
+             * at once, one PCIe round trip), and its few hits go straight
+             * to mapped host memory: no copy engine, no host sync. */
+            const uint4 *from = (const uint4 *)s_ptr;
+            uint4 *into = (uint4 *)buf0;
+            for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+                 i < s_copy / 16; i += (unsigned long long)gridDim.x * blockDim.x)
+                __stcg(into + i, __ldcv(from + i));
+            cooperative_groups::this_grid().sync();
+            src = buf0;
+            to.hits = host_hits;
+        }
+        scan_piece<true>(src, s_base, s_valid, sbits, t, to, blockIdx.x, gridDim.x);
         __syncthreads();
         if (threadIdx.x == 0) {
             /* Hits go to mapped host memory: make the block's writes
@@ -316,7 +333,7 @@ struct gpu_session {
     void *dtables; /* one allocation holding every table */
     tables t;
     dev_hit *dhits, *hhits, *hhits_dev; /* hhits is mapped: the resident kernel
-                                           writes its hits there directly */
+                                           writes a small batch's hits there */
     int zero_copy;   /* the device reads mapped host memory (UVA) */
     int hits_on_host; /* the last batch's hits are already in hhits */
     unsigned long long *dcount;
@@ -467,9 +484,10 @@ static int start_persistent(gpu_session *s, char *msg, size_t cap)
         s->seq = 0;
         TRY(cudaMemset(s->dctrl, 0, sizeof *s->dctrl), "control block");
         TRY(cudaMemset(s->dcount, 0, sizeof *s->dcount), "hit counter");
-        const unsigned char *b0 = s->dbuf[0], *b1 = s->dbuf[1];
-        sink out = {s->hhits_dev, s->dcount, s->cap};
-        void *args[] = {&s->hctrl_dev, &s->dctrl, &b0, &b1, &s->t, &out};
+        unsigned char *b0 = s->dbuf[0];
+        const unsigned char *b1 = s->dbuf[1];
+        sink out = {s->dhits, s->dcount, s->cap};
+        void *args[] = {&s->hctrl_dev, &s->dctrl, &b0, &b1, &s->t, &out, &s->hhits_dev};
         dim3 grid((unsigned)(per_sm * p.multiProcessorCount)), block(THREADS);
         TRY(cudaLaunchCooperativeKernel((const void *)persistent_kernel, grid, block, args, 0,
                                         s->kstream),
@@ -720,7 +738,7 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
 {
     int persistent = s->mode == MODE_PERSISTENT;
     sink out = {s->dhits, s->dcount, s->cap};
-    s->hits_on_host = persistent;
+    s->hits_on_host = 0;
     size_t ci = 0, co = 0;
     unsigned int k = 0;
     if (!persistent) {
@@ -779,6 +797,8 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
                 TRY(cudaEventSynchronize(s->copied[b]), "copy");
             }
             s->hctrl->ptr = direct ? (unsigned long long)(uintptr_t)src : 0ull;
+            s->hctrl->copy = direct ? (bytes + 15) / 16 * 16 : 0ull;
+            s->hits_on_host = direct;
             if (k > 0 && wait_word(&s->hctrl->done_seq, s->seq, PIECE_TIMEOUT_S)) {
                 snprintf(msg, cap, "piece not done within %.0f s", PIECE_TIMEOUT_S);
                 return 2;
