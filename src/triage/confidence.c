@@ -185,6 +185,44 @@ static int triage_starts_with_keyword(const spec_detector *d, triage_bytes s)
     return 0;
 }
 
+/* triage_is_placeholder, unless the secret stops looking like one once the
+ * detector's own keywords are taken out: a Dropbox token's fixed run of ten
+ * A's is its format, not a placeholder.  Secrets longer than
+ * TRIAGE_STRIP_MAX are judged whole (no allocation here). */
+#define TRIAGE_STRIP_MAX 1024
+static int triage_placeholder_outside_keywords(const spec_detector *d, triage_bytes s)
+{
+    if (!triage_is_placeholder(s.p, s.n))
+        return 0;
+    if (!d || s.n > TRIAGE_STRIP_MAX)
+        return 1;
+    uint8_t mark[TRIAGE_STRIP_MAX], rest[TRIAGE_STRIP_MAX];
+    memset(mark, 0, s.n);
+    int any = 0;
+    for (size_t k = 0; k < d->keyword_count; k++) {
+        const char *w = d->keywords[k];
+        size_t wl = w ? strlen(w) : 0;
+        if (wl < 3 || wl > s.n)
+            continue;
+        for (size_t j = 0; j + wl <= s.n; j++) {
+            size_t c = 0;
+            while (c < wl && tolower(s.p[j + c]) == tolower((unsigned char)w[c]))
+                c++;
+            if (c == wl) {
+                memset(mark + j, 1, wl);
+                any = 1;
+            }
+        }
+    }
+    if (!any)
+        return 1;
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++)
+        if (!mark[i])
+            rest[n++] = s.p[i];
+    return triage_is_placeholder(rest, n);
+}
+
 /* The value repeats, in any case, text that stands before it on its line:
  * [DCCP_PASSIVE_CLOSE] = "PASSIVE_CLOSE" is a label table, not a password
  * (the only findings make eval's untouched Linux tree still had).  Byte by
@@ -309,7 +347,7 @@ void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
     }
     f[5] = (double)(lower + upper + digit) / 3.0;
     f[6] = sl ? (double)max_count / (double)sl : 0.0;
-    f[7] = triage_is_placeholder(s.p, sl) || triage_echoes_key(before, s);
+    f[7] = triage_placeholder_outside_keywords(in->detector, s) || triage_echoes_key(before, s);
     f[8] = triage_soft_placeholder(in->detector, s);
 
     triage_bytes t = before;

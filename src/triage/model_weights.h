@@ -4,8 +4,8 @@
  * Logistic regression weights for triage_confidence (confidence.c).
  * Feature order and meaning: tools/train/features.py.
  * Trained on 12800 synthetic examples (gen_data.py, seed 20240601); held out 3200.
- * Held out at 0.40: accuracy 0.8406, precision 0.7601, recall 0.9437.
- * Held out at 0.50: accuracy 0.8359, precision 0.7883, recall 0.8688.
+ * Held out at 0.40: accuracy 0.8409, precision 0.7611, recall 0.9424.
+ * Held out at 0.50: accuracy 0.8369, precision 0.7898, recall 0.8688.
  */
 #ifndef KH_TRIAGE_MODEL_WEIGHTS_H
 #define KH_TRIAGE_MODEL_WEIGHTS_H
@@ -36,29 +36,29 @@ static const char *const triage_model_feature_names[TRIAGE_MODEL_FEATURES] = {
     "hex_only",
 };
 
-static const double triage_model_bias = -3.6983244228030205;
+static const double triage_model_bias = -3.7559538608448224;
 
 static const double triage_model_weights[TRIAGE_MODEL_FEATURES] = {
-    0.3689679725498057, /* checksum_valid */
-    -3.2966247272712184, /* checksum_invalid */
-    0.4052405852167219, /* prefix_keyword */
-    2.192680495955115, /* entropy_ratio */
+    0.37973266386415344, /* checksum_valid */
+    -3.288270752566816, /* checksum_invalid */
+    0.40757704971535963, /* prefix_keyword */
+    2.118018275747209, /* entropy_ratio */
     0.0, /* length_log */
-    2.2345792777987117, /* class_mix */
+    2.3553315911047648, /* class_mix */
     0.0, /* repeat_ratio */
-    -1.447674381044806, /* placeholder */
-    -1.3172941921796062, /* soft_placeholder */
+    -1.351078115241847, /* placeholder */
+    -1.3691981115929428, /* soft_placeholder */
     0.0, /* assignment */
-    0.8267303806530999, /* key_context */
-    -0.026136240918110742, /* env_reference */
-    -2.4750100473753496, /* hash_context */
-    0.15221592507797746, /* comment_line */
-    -1.7004355141228857, /* path_test */
-    -1.6179982405784576, /* path_docs */
-    -0.46501227127299655, /* path_vendor */
-    -2.629590121668728, /* path_lockfile */
-    0.5171551704162628, /* decoded */
-    -0.8768672168339141, /* hex_only */
+    0.8254728552514531, /* key_context */
+    -0.03373261728083828, /* env_reference */
+    -2.4676775631483374, /* hash_context */
+    0.15286461471070983, /* comment_line */
+    -1.7037517237468363, /* path_test */
+    -1.6192593553146606, /* path_docs */
+    -0.4656937834885228, /* path_vendor */
+    -2.624413400898108, /* path_lockfile */
+    0.5211482747340268, /* decoded */
+    -0.8302267860673896, /* hex_only */
 };
 
 #endif

@@ -36,7 +36,10 @@ Features, in order (index: name - meaning):
   4 length_log        min(log2(length + 1), 8) / 8
   5 class_mix         (has lower + has upper + has digit) / 3
   6 repeat_ratio      count of the most common byte / length
-  7 placeholder       triage_is_placeholder (shape.c; twin below), or the
+  7 placeholder       triage_is_placeholder (shape.c; twin below) of the
+                      secret and of the secret less its detector keywords
+                      (Dropbox's fixed AAAAAAAAAA is format, not filler;
+                      secrets over 1024 bytes are judged whole), or the
                       secret (>= 6 chars, any case) repeats text before it
                       on its line: [X_PASSIVE] = "x_passive" is a label
   8 soft_placeholder  the secret holds test/example/demo/1234/... written
@@ -357,6 +360,30 @@ def implied_checksum(s):
     return 0
 
 
+STRIP_MAX = 1024
+
+
+def placeholder_outside_keywords(s, keywords):
+    """Twin of triage_placeholder_outside_keywords (confidence.c)."""
+    if not is_placeholder(s):
+        return False
+    if len(s) > STRIP_MAX:
+        return True
+    low = s.lower()
+    mark = [False] * len(s)
+    for k in keywords:
+        if len(k) < 3 or len(k) > len(s):
+            continue
+        kl = k.lower()
+        for j in range(len(s) - len(k) + 1):
+            if low[j:j + len(k)] == kl:
+                for i in range(j, j + len(k)):
+                    mark[i] = True
+    if not any(mark):
+        return True
+    return is_placeholder(bytes(c for c, m in zip(s, mark) if not m))
+
+
 def soft_placeholder(s, keywords):
     """Twin of triage_soft_placeholder (confidence.c)."""
     low = s.lower()
@@ -400,7 +427,7 @@ def features(inp):
         for c in s:
             count[c] += 1
         f[6] = max(count) / n
-    f[7] = 1.0 if is_placeholder(s) or (n >= 6 and sl_ in bl) else 0.0
+    f[7] = 1.0 if placeholder_outside_keywords(s, inp["keywords"]) or (n >= 6 and sl_ in bl) else 0.0
     f[8] = 1.0 if soft_placeholder(s, inp["keywords"]) else 0.0
     t = before.rstrip(b" \t\"'`")
     tl = t.lower()
