@@ -12,6 +12,7 @@ import struct
 import subprocess
 import tempfile
 import termios
+import threading
 import time
 import zipfile
 
@@ -249,8 +250,9 @@ class ProgressTest(TreeTest):
 
     def scan_slowly(self, *args, tty=True, hold=2.2, columns=None):
         """Scans the tree, then standard input, which the test holds open
-        for `hold` seconds: a scan that lasts that long whatever the
-        machine.  Returns (exit status, stdout, stderr as bytes)."""
+        for `hold` seconds once keyhog has begun to read it: a scan that
+        lasts that long whatever the machine (or a sanitizer build's slow
+        start).  Returns (exit status, stdout, stderr as bytes)."""
         env = dict(os.environ, KEYHOG_CACHE_DIR=self.cache_td.name)
         env.pop("NO_COLOR", None)
         if tty:
@@ -264,17 +266,31 @@ class ProgressTest(TreeTest):
                               "-"], stdin=rd, stdout=subprocess.PIPE, stderr=slave, env=env)
         os.close(rd)
         os.close(slave)
+        # More than a pipe holds: this write returns only once keyhog reads
+        # standard input, which it does after compiling and walking the tree.
+        reading = threading.Event()
+
+        def feed():
+            os.write(wr, b"x = 1\n" * 40000)
+            reading.set()
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
         err = b""
-        deadline = time.monotonic() + hold
-        while time.monotonic() < deadline:
+        deadline = None
+        while deadline is None or time.monotonic() < deadline:
+            if deadline is None and reading.is_set():
+                deadline = time.monotonic() + hold
             r, _, _ = select.select([master], [], [], 0.05)
             if r:
                 err += os.read(master, 65536)
+            self.assertIsNone(p.poll(), "keyhog ended before its input did")
+        feeder.join()
         os.write(wr, f'late = "{github_token(seed=77)}"\n'.encode())
         os.close(wr)
         out = p.stdout.read()
         p.stdout.close()
-        p.wait(timeout=60)
+        p.wait(timeout=120)
         while True:
             try:
                 chunk = os.read(master, 65536)
