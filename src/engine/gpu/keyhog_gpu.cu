@@ -249,7 +249,7 @@ __global__ void __launch_bounds__(THREADS)
             unsigned int q;
             if (blockIdx.x == 0) {
                 while ((q = hc->seq) == last)
-                    __nanosleep(256);
+                    __nanosleep(64);
                 __threadfence_system();
                 dc->base = hc->base;
                 dc->valid = hc->valid;
@@ -262,7 +262,7 @@ __global__ void __launch_bounds__(THREADS)
                 dc->seq = q;
             } else {
                 while ((q = dc->seq) == last)
-                    __nanosleep(128);
+                    __nanosleep(64);
                 __threadfence();
             }
             s_seq = q;
@@ -300,9 +300,12 @@ __global__ void __launch_bounds__(THREADS)
         }
         __syncthreads();
         if (threadIdx.x == 0) {
-            /* Hits go to mapped host memory: make the block's writes
-             * visible to the host before the done word. */
-            __threadfence_system();
+            /* Block 0 wrote a small batch's hits to mapped host memory:
+             * they must reach the host before the done word. */
+            if (s_ptr && blockIdx.x == 0)
+                __threadfence_system();
+            else
+                __threadfence();
             if (atomicAdd(&dc->done_blocks, 1u) == gridDim.x - 1) {
                 dc->done_blocks = 0;
                 volatile unsigned long long *count = out.count;
