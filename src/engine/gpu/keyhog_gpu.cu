@@ -493,6 +493,12 @@ static int start_persistent(gpu_session *s, char *msg, size_t cap)
         const unsigned char *b1 = s->dbuf[1];
         sink out = {s->dhits, s->dcount, s->cap};
         void *args[] = {&s->hctrl_dev, &s->dctrl, &b0, &b1, &s->t, &out, &s->hhits_dev};
+        /* Fewer resident blocks wake faster for a small batch (every block
+         * takes part in each command's done count); more hide memory
+         * latency on big ones.  KEYHOG_GPU_RESIDENT_BLOCKS_PER_SM tunes it. */
+        const char *bps = getenv("KEYHOG_GPU_RESIDENT_BLOCKS_PER_SM");
+        if (bps && atoi(bps) > 0 && atoi(bps) < per_sm)
+            per_sm = atoi(bps);
         dim3 grid((unsigned)(per_sm * p.multiProcessorCount)), block(THREADS);
         TRY(cudaLaunchCooperativeKernel((const void *)persistent_kernel, grid, block, args, 0,
                                         s->kstream),
