@@ -425,15 +425,20 @@ static void drop_line(gpu_session *s, const char *why)
                 s->device, why);
 }
 
-/* Spins on a word the device writes into mapped memory. */
+/* Spins on a word the device writes into mapped memory.  It yields the
+ * core only after SPIN_S: a yield is a system call, slow under some
+ * hypervisors, and a small batch is done long before. */
+#define SPIN_S 200e-6
 static int wait_word(volatile unsigned int *word, unsigned int want, double timeout)
 {
-    double deadline = now_s() + timeout;
-    for (unsigned int spin = 0; *word != want; spin++) {
-        if ((spin & 1023) == 0) {
-            if (now_s() > deadline)
+    double start = now_s(), deadline = start + timeout;
+    for (unsigned int spin = 1; *word != want; spin++) {
+        if ((spin & 255) == 0) {
+            double t = now_s();
+            if (t > deadline)
                 return 1;
-            sched_yield();
+            if (t - start > SPIN_S)
+                sched_yield();
         }
     }
     __sync_synchronize();
@@ -442,18 +447,20 @@ static int wait_word(volatile unsigned int *word, unsigned int want, double time
 
 static int wait_stream(cudaStream_t st, double timeout, char *msg, size_t cap)
 {
-    double deadline = now_s() + timeout;
+    double start = now_s(), deadline = start + timeout;
     for (;;) {
         cudaError_t e = cudaStreamQuery(st);
         if (e == cudaSuccess)
             return 0;
         if (e != cudaErrorNotReady)
             return cuda_fail(e, "kernel", msg, cap);
-        if (now_s() > deadline) {
+        double t = now_s();
+        if (t > deadline) {
             snprintf(msg, cap, "kernel did not finish within %.0f s", timeout);
             return 1;
         }
-        sched_yield();
+        if (t - start > SPIN_S)
+            sched_yield();
     }
 }
 
