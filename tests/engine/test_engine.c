@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "keyhog.h"
+#include "engine/engine.h" /* engine_scan_regions: the SOM database alone */
 
 typedef struct found {
     char id[64];
@@ -355,6 +356,61 @@ static void test_lazy_pattern_hidden_start(void **state)
     kh_detectors_free(set);
 }
 
+/* kh_scan runs the SOM database only around the match ends the prefilter
+ * database reports; a region scan over one region covering the whole
+ * buffer runs it everywhere (the scan as it was before the prefilter).
+ * Both must find the same: secrets packed together, far apart across
+ * block edges, at the very start and end, and inside base64. */
+static void test_prefilter_equals_whole_scan(void **state)
+{
+    (void)state;
+    size_t n1, n2;
+    char *a = many_secrets(&n1, 120), *b = many_secrets(&n2, 40);
+    static const char filler[] = "static int quiet_line(void) { return 0; } /* nothing */\n";
+    size_t fill = 300 * 1024, cap = n1 + n2 + 2 * fill + 256;
+    char *buf = malloc(cap), t[29];
+    size_t len = (size_t)sprintf(buf, "%s ", tok(7, t));
+    memcpy(buf + len, a, n1);
+    len += n1;
+    for (size_t i = 0; i + sizeof filler < fill; i += sizeof filler - 1, len += sizeof filler - 1)
+        memcpy(buf + len, filler, sizeof filler - 1);
+    memcpy(buf + len, b, n2);
+    len += n2;
+    /* "k = tkn_..." in base64, found only through decode-through. */
+    len += (size_t)sprintf(buf + len, "\nblob: azEgPSB0a25fUTd2UjJtWHA5TGtUNHdaczhOY1kzYkhk\n");
+    for (size_t i = 0; i + sizeof filler < fill; i += sizeof filler - 1, len += sizeof filler - 1)
+        memcpy(buf + len, filler, sizeof filler - 1);
+    len += (size_t)sprintf(buf + len, "last %s", tok(9, t));
+    assert_true(len <= cap);
+
+    kh_detectors *set = make_set();
+    size_t blocks[] = {0, 4096, 65536 + 7};
+    for (size_t k = 0; k < sizeof blocks / sizeof *blocks; k++) {
+        kh_engine *e = NULL;
+        kh_error err = {0};
+        kh_engine_opts o = {.block_size = blocks[k], .decode_depth = 2};
+        assert_int_equal(kh_engine_compile(set, &o, &e, &err), KH_OK);
+        kh_scratch *s = NULL;
+        assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
+        kh_chunk ch = {.data = (const uint8_t *)buf, .len = len, .path = "src/app.c"};
+        collector *pre = calloc(1, sizeof *pre), *whole = calloc(1, sizeof *whole);
+        assert_int_equal(kh_scan(e, s, &ch, collect, pre), KH_OK);
+        engine_region all = {.start = 0, .end = len, .reach = 0};
+        assert_int_equal(engine_scan_regions(e, s, &ch, &all, 1, collect, whole), KH_OK);
+        assert_int_equal(pre->n, 120 + 40 + 3);
+        assert_int_equal(pre->n, whole->n);
+        assert_memory_equal(pre->items, whole->items, pre->n * sizeof(found));
+        free(pre);
+        free(whole);
+        kh_scratch_free(s);
+        kh_engine_free(e);
+    }
+    kh_detectors_free(set);
+    free(buf);
+    free(a);
+    free(b);
+}
+
 static void test_embedded_set_compiles(void **state)
 {
     (void)state;
@@ -381,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_binary_input),
         cmocka_unit_test(test_decode_through_base64),
         cmocka_unit_test(test_lazy_pattern_hidden_start),
+        cmocka_unit_test(test_prefilter_equals_whole_scan),
         cmocka_unit_test(test_embedded_set_compiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
