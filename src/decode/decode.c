@@ -977,21 +977,64 @@ typedef struct run_pass {
     int (*is_delim)(uint8_t c);
     /* whether the counts make the run worth decoding; sets *kind */
     int (*enough)(const size_t counts[3], const char **kind);
+    /* FOLLOW_* bit the byte after the trigger has in every escape; 0 if
+     * any byte may follow */
+    uint8_t follow;
 } run_pass;
+
+/* Bytes that may follow the trigger of an escape: quoted-printable "=XX"
+ * (upper-case hex) or a soft break; an HTML entity "&#..." or one of the
+ * named ones (&amp; &lt; &gt; &quot; &apos; &nbsp;); a percent escape. */
+enum { FOLLOW_QP = 1, FOLLOW_HTML = 2, FOLLOW_PCT = 4 };
+#define FOLLOW(c)                                                                            \
+    (((c) == '\n' || (c) == '\r' || ((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'F')    \
+          ? FOLLOW_QP                                                                       \
+          : 0) |                                                                            \
+     ((c) == '#' || (c) == 'a' || (c) == 'l' || (c) == 'g' || (c) == 'q' || (c) == 'n'           \
+          ? FOLLOW_HTML                                                                     \
+          : 0) |                                                                            \
+     (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'F') || ((c) >= 'a' && (c) <= 'f')     \
+          ? FOLLOW_PCT                                                                      \
+          : 0))
+#define FOLLOW4(n) FOLLOW(n), FOLLOW(n + 1), FOLLOW(n + 2), FOLLOW(n + 3)
+#define FOLLOW16(n) FOLLOW4(n), FOLLOW4(n + 4), FOLLOW4(n + 8), FOLLOW4(n + 12)
+#define FOLLOW64(n) FOLLOW16(n), FOLLOW16(n + 16), FOLLOW16(n + 32), FOLLOW16(n + 48)
+static const uint8_t follow_class[256] = {FOLLOW64(0), FOLLOW64(64), FOLLOW64(128),
+                                          FOLLOW64(192)};
+
+static int escape_at(const uint8_t *d, size_t len, size_t p, const run_pass *rp)
+{
+    size_t counts[3] = {0, 0, 0};
+    if (rp->follow && (p + 1 >= len || !(follow_class[d[p + 1]] & rp->follow)))
+        return 0;
+    return rp->escape(d + p, len - p, counts) != 0;
+}
+
+/* The first p >= pos where an escape of the pass starts, or len.  Most
+ * '=' and '&' of source code are operators: one whose next byte starts no
+ * escape is passed over without calling the pass's parser. */
+static size_t next_escape(const uint8_t *d, size_t len, size_t pos, const run_pass *rp)
+{
+    while (pos < len) {
+        const uint8_t *hit = memchr(d + pos, rp->trigger, len - pos);
+        if (!hit)
+            return len;
+        size_t p = (size_t)(hit - d);
+        if (escape_at(d, len, p, rp))
+            return p;
+        pos = p + 1;
+    }
+    return len;
+}
 
 static void scan_runs(finder *f, const run_pass *rp)
 {
     const uint8_t *d = f->data;
     size_t pos = 0, lo = 0;
     while (pos < f->len && !finder_stopped(f)) {
-        const uint8_t *hit = memchr(d + pos, rp->trigger, f->len - pos);
-        if (!hit)
+        size_t p = next_escape(d, f->len, pos, rp), counts[3] = {0, 0, 0};
+        if (p >= f->len)
             break;
-        size_t p = (size_t)(hit - d), counts[3] = {0, 0, 0};
-        if (!rp->escape(d + p, f->len - p, counts)) {
-            pos = p + 1;
-            continue;
-        }
         size_t s = p;
         while (s > lo && !rp->is_delim(d[s - 1]))
             s--;
@@ -1091,7 +1134,8 @@ static int html_delim(uint8_t c)
 
 static void scan_percent(finder *f)
 {
-    static const run_pass rp = {'%', "url", codec_percent, url_escape, url_delim, url_enough};
+    static const run_pass rp = {'%',        "url",      codec_percent, url_escape,
+                                url_delim,  url_enough, FOLLOW_PCT};
     scan_runs(f, &rp);
 }
 
@@ -1103,14 +1147,15 @@ static void scan_escape(finder *f)
 
 static void scan_qp(finder *f)
 {
-    static const run_pass rp = {'=', "quoted-printable", codec_qp, qp_token, line_delim,
-                                qp_enough};
+    static const run_pass rp = {'=',        "quoted-printable", codec_qp, qp_token,
+                                line_delim, qp_enough,          FOLLOW_QP};
     scan_runs(f, &rp);
 }
 
 static void scan_html(finder *f)
 {
-    static const run_pass rp = {'&', "html", codec_html, html_token, html_delim, url_enough};
+    static const run_pass rp = {'&',        "html",     codec_html, html_token,
+                                html_delim, url_enough, FOLLOW_HTML};
     scan_runs(f, &rp);
 }
 
