@@ -387,6 +387,99 @@ static void test_regions_cover_every_keyword(void **state)
     free(kws);
 }
 
+/* Token filters read from regexes: a keyword followed by a class run gets a
+ * test; alternation or a group after it, or around it, gets none; and with
+ * the filters on, a batch still finds exactly what kh_scan finds. */
+static const char *filter_specs[] = {
+    "[detector]\nid = \"f-hex\"\nname = \"F hex\"\nservice = \"fhex\"\nseverity = \"high\"\n"
+    "keywords = [\"sk_x\"]\n[[detector.patterns]]\nregex = '\\bsk_x[0-9a-f]{32}\\b'\n",
+    "[detector]\nid = \"f-alt-after\"\nname = \"F alt\"\nservice = \"falt\"\nseverity = \"high\"\n"
+    "keywords = [\"tr_\"]\n[[detector.patterns]]\nregex = '\\btr_(?:prod|dev)_[a-z]{5}'\n",
+    "[detector]\nid = \"f-alt-around\"\nname = \"F around\"\nservice = \"faround\"\n"
+    "severity = \"high\"\nkeywords = [\"apq\", \"kyq\"]\n[[detector.patterns]]\n"
+    "regex = '(?:apq|kyq)[=:][a-z]{8}'\n",
+    "[detector]\nid = \"f-inner\"\nname = \"F inner\"\nservice = \"finner\"\nseverity = \"high\"\n"
+    "keywords = [\"o.\"]\n[[detector.patterns]]\n"
+    "regex = '(?i:pushq)[^\\n]{0,9}?\\b(o\\.[A-Za-z0-9]{12})\\b'\ngroup = 1\n",
+};
+
+static int in_class(const gpu_keyword_filter *f, unsigned b)
+{
+    return (f->cls[b >> 5] >> (b & 31)) & 1u;
+}
+
+static void test_keyword_filters(void **state)
+{
+    (void)state;
+    kh_error err;
+    kh_detectors *set = NULL;
+    for (size_t i = 0; i < sizeof filter_specs / sizeof *filter_specs; i++) {
+        kh_detectors *one = NULL;
+        if (kh_detectors_parse(filter_specs[i], strlen(filter_specs[i]), "f.toml", &one, &err))
+            fail_msg("spec %zu: %s", i, err.message);
+        if (!set) {
+            set = one;
+        } else {
+            assert_int_equal(kh_detectors_merge(set, one, &err), KH_OK);
+            kh_detectors_free(one);
+        }
+    }
+    kh_engine *e = NULL;
+    kh_engine_opts eo = {.decode_depth = 0};
+    assert_int_equal(kh_engine_compile(set, &eo, &e, &err), KH_OK);
+    size_t nk = engine_keyword_count(e);
+    gpu_keyword_filter *f = calloc(nk, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(gpu_keyword_filters(e, f), 2);
+    for (size_t k = 0; k < nk; k++) {
+        const char *kw = engine_keyword(e, k, NULL);
+        if (!strcmp(kw, "sk_x")) {
+            assert_int_equal(f[k].min_run, 32);
+            assert_true(in_class(&f[k], '0') && in_class(&f[k], 'f') && in_class(&f[k], 'F'));
+            assert_false(in_class(&f[k], 'g') || in_class(&f[k], '_') || in_class(&f[k], 0));
+        } else if (!strcmp(kw, "o.")) {
+            assert_int_equal(f[k].min_run, 12);
+            assert_true(in_class(&f[k], 'Z') && in_class(&f[k], '9'));
+            assert_false(in_class(&f[k], '.'));
+        } else {
+            assert_int_equal(f[k].min_run, 0); /* tr_, apq, kyq: not provable */
+        }
+    }
+    free(f);
+    /* Parity with the filters on (gpu_open_api computes them): keywords
+     * with and without their token after them, at chunk ends too. */
+    const char *texts[] = {
+        "a sk_x0123456789abcdef0123456789abcdef end",
+        "sk_xZZ sk_x0123 task_x sk_x0123456789ABCDEF0123456789abcdef",
+        "pushq me o.Ab3Cd4Ef5Gh6 and o.short and o.",
+        "tr_prod_abcde tr_xyz apq=abcdefgh kyq:zzzzzzzz apq",
+        "sk_x0123456789abcdef0123456789abcde",
+    };
+    kh_chunk chunks[5];
+    for (int i = 0; i < 5; i++)
+        chunks[i] = (kh_chunk){.data = (const uint8_t *)texts[i], .len = strlen(texts[i]),
+                               .path = "f.txt"};
+    kh_scratch *s = NULL;
+    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
+    text want = {0}, got = {0};
+    for (size_t i = 0; i < 5; i++) {
+        single_ctx sc = {&want, i};
+        assert_int_equal(kh_scan(e, s, &chunks[i], on_single, &sc), KH_OK);
+    }
+    kh_gpu *g = NULL;
+    kh_gpu_opts go = {.quiet = 1};
+    assert_int_equal(gpu_open_api(e, gpu_reference_api(), &go, &g, &err), KH_OK);
+    assert_int_equal(kh_scan_batch(e, g, s, chunks, 5, on_batch, &got, NULL), KH_OK);
+    assert_true(want.count >= 2); /* sk_x and o. tokens at least */
+    assert_string_equal(got.buf ? got.buf : "", want.buf ? want.buf : "");
+    kh_gpu_close(g);
+    free(want.buf);
+    free(got.buf);
+    kh_scratch_free(s);
+    kh_engine_free(e);
+    kh_detectors_free(set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_forced_fallbacks_keep_findings),
         cmocka_unit_test(test_batch_stop_and_arguments),
         cmocka_unit_test(test_regions_cover_every_keyword),
+        cmocka_unit_test(test_keyword_filters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
