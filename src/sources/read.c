@@ -102,6 +102,9 @@ static int utf16_texty(unsigned lo, unsigned hi)
 size_t sources_utf16(const uint8_t *data, size_t len)
 {
     if (!data || len < 4) return 0;
+    /* ASCII code units have a zero byte: without a NUL it is not UTF-16 of
+     * any text we look for, and memchr settles that at memory speed. */
+    if (!memchr(data, 0, len < READ_BINARY_WINDOW ? len : READ_BINARY_WINDOW)) return 0;
     int bom_le = data[0] == 0xff && data[1] == 0xfe, bom_be = data[0] == 0xfe && data[1] == 0xff;
     size_t start = (bom_le || bom_be) ? 2 : 0;
     size_t n = ((len < READ_BINARY_WINDOW ? len : READ_BINARY_WINDOW) - start) / 2;
