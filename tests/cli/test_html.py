@@ -116,8 +116,9 @@ class HtmlInChromiumTest(unittest.TestCase):
         write(cls.tree, "c/<b>bold</b>.py", f'x = "{cls.secrets[1]}"\n')
         cls.env = {"KEYHOG_CACHE_DIR": os.path.join(cls.tmp, "_cache")}
         cls.report = os.path.join(cls.tmp, "report.html")
+        # The first run compiles the detectors: minutes under `make asan`.
         cls.scan_rc = run("scan", "--no-config", "--detectors", det, "-f", "html", "-o",
-                          cls.report, cls.tree, env=cls.env)
+                          cls.report, cls.tree, env=cls.env, timeout=900)
         cls.expected = jsonl(run("scan", "--no-config", "--detectors", det, "-f", "jsonl",
                                  cls.tree, env=cls.env))
 
