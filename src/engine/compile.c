@@ -428,6 +428,7 @@ static int build_prefilter(kh_engine *e, kh_error *err)
         unsigned *ids = calloc(total, sizeof *ids);
         char **owned = calloc(e->pf_keyword_count + 1, sizeof *owned);
         uint32_t k = 0, nown = 0;
+        int retry = 0; /* set before any goto out: it is read there */
         if (!exprs || !flags || !ids || !owned) {
             rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
             goto out;
@@ -462,7 +463,6 @@ static int build_prefilter(kh_engine *e, kh_error *err)
             }
         }
         hs_compile_error_t *ce = NULL;
-        int retry = 0;
         if (hs_compile_multi(exprs, flags, ids, k, HS_MODE_BLOCK, NULL, &e->db_prefilter, &ce) !=
             HS_SUCCESS) {
             e->db_prefilter = NULL;
