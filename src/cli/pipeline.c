@@ -20,6 +20,10 @@
 
 #define QUEUE_ITEMS 1024
 #define QUEUE_BYTES (256u << 20)
+/* A producer that found the queue full sleeps until it has drained to
+ * here, so it is woken once per QUEUE_ITEMS / 2 items rather than once per
+ * item taken (on the Linux tree that was a context switch per file). */
+#define QUEUE_LOW (QUEUE_ITEMS / 2)
 
 struct work_item {
     char *path, *fs_path;
@@ -290,8 +294,9 @@ static void context_fill(worker *w)
 
 static void item_free(work_item *it)
 {
+    if (it->fs_path != it->path)
+        free(it->fs_path);
     free(it->path);
-    free(it->fs_path);
     free(it->data);
     free(it->commit);
     free(it->author);
@@ -608,7 +613,8 @@ static void *worker_main(void *arg)
         p->head = (p->head + 1) % QUEUE_ITEMS;
         p->count--;
         p->bytes -= it.len;
-        pthread_cond_signal(&p->not_full);
+        if (p->count <= QUEUE_LOW) /* cheap when no producer waits */
+            pthread_cond_signal(&p->not_full);
         pthread_mutex_unlock(&p->mu);
         /* After Ctrl-C the queue is drained unscanned so the walker,
          * perhaps blocked on a full queue, wakes and sees the signal. */
@@ -668,7 +674,11 @@ int pipeline_emit(const source_item *src, void *ctx)
         return 1; /* stops the walker */
     work_item it = {0};
     it.path = strdup(src->path);
-    it.fs_path = dup_or_null(src->fs_path);
+    /* The walker's files are opened by the path they are shown by: one
+     * copy serves both (item_free knows). */
+    it.fs_path = src->fs_path && it.path && strcmp(src->fs_path, src->path) == 0
+                     ? it.path
+                     : dup_or_null(src->fs_path);
     it.commit = dup_or_null(src->commit);
     it.author = dup_or_null(src->author);
     it.email = dup_or_null(src->email);
@@ -685,8 +695,12 @@ int pipeline_emit(const source_item *src, void *ctx)
         return 0;
     }
     pthread_mutex_lock(&p->mu);
-    while (p->count == QUEUE_ITEMS || (p->count > 0 && p->bytes + it.len > QUEUE_BYTES))
-        pthread_cond_wait(&p->not_full, &p->mu);
+    if (p->count == QUEUE_ITEMS || (p->count > 0 && p->bytes + it.len > QUEUE_BYTES)) {
+        /* Full: wait for the low mark (every take below it signals, and
+         * at count 0 the item fits whatever its size). */
+        while (p->count > QUEUE_LOW || (p->count > 0 && p->bytes + it.len > QUEUE_BYTES))
+            pthread_cond_wait(&p->not_full, &p->mu);
+    }
     it.seq = p->next_seq++;
     p->ring[(p->head + p->count) % QUEUE_ITEMS] = it;
     p->count++;

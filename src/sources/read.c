@@ -5,7 +5,8 @@
  * be safe against the file changing under it: a file swapped for a FIFO is
  * refused after fstat (O_NONBLOCK makes the open itself return at once), a
  * file that grows while read is cut at the limit, one that shrinks just
- * ends early.  The caller's buffer is reused from file to file, which is why
+ * ends early (a short read that reaches fstat's size is taken as the end,
+ * so a file costs open, fstat, one read, close).  The caller's buffer is reused from file to file, which is why
  * it is passed in with its capacity instead of being returned.
  */
 #include "sources/sources.h"
@@ -80,6 +81,10 @@ int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap
         }
         if (n == 0) break;
         got += (size_t)n;
+        /* A regular file read short at the size fstat gave is at its end:
+         * the EOF read would only return 0 (one syscall a file saved).  A
+         * file that grew since fstat filled the slack byte and reads on. */
+        if (st.st_size > 0 && (size_t)n < room && got >= (size_t)st.st_size) break;
     }
     close(fd);
     *len = got;
