@@ -204,9 +204,17 @@ static size_t utf8_put(uint32_t cp, uint8_t *out)
  * get less slack: a uniformly random byte is "good" about 4 times in 10, so
  * 2 bad bytes in 15 would let through about one random 20-character base64
  * word in ten thousand; one bad byte per 16 lets through one in millions. */
+/* The most bad bytes is_text lets through in n; never smaller for a
+ * larger n, so a bound on the length gives a bound on the bad bytes. */
+static size_t text_max_bad(size_t n)
+{
+    /* good/n >= 0.85, i.e. bad * 20 <= 3n, without division by n. */
+    return n < 32 ? n / 16 : 3 * n / 20;
+}
+
 static int is_text(const uint8_t *p, size_t n)
 {
-    size_t good = 0;
+    size_t good = 0, max_bad = text_max_bad(n);
     for (size_t i = 0; i < n;) {
         uint8_t c = p[i];
         if (c == 0)
@@ -219,13 +227,23 @@ static int is_text(const uint8_t *p, size_t n)
         size_t k = utf8_seq(p + i, n - i);
         good += k;
         i += k ? k : 1;
+        if (i - good > max_bad) /* bad so far: the verdict is in */
+            return 0;
     }
-    size_t bad = n - good;
-    if (n < 32)
-        return bad <= n / 16;
-    /* good/n >= 0.85 without division; n is bounded by the input size. */
-    return good * 20 >= n * 17;
+    return n - good <= max_bad;
 }
+
+/* Bytes is_text counts bad wherever they stand: neither text, nor a UTF-8
+ * lead, nor a continuation byte (so no sequence before them takes them
+ * in).  NUL is left out: a trailing run of it is trimmed before the test. */
+#define ALWAYS_BAD(c)                                                                        \
+    (((c) >= 1 && (c) < 0x20 && (c) != '\t' && (c) != '\n' && (c) != '\r') || (c) == 0x7F ||    \
+     (c) == 0xC0 || (c) == 0xC1 || (c) >= 0xF5)
+#define ALWAYS_BAD4(n) ALWAYS_BAD(n), ALWAYS_BAD(n + 1), ALWAYS_BAD(n + 2), ALWAYS_BAD(n + 3)
+#define ALWAYS_BAD16(n) ALWAYS_BAD4(n), ALWAYS_BAD4(n + 4), ALWAYS_BAD4(n + 8), ALWAYS_BAD4(n + 12)
+#define ALWAYS_BAD64(n) ALWAYS_BAD16(n), ALWAYS_BAD16(n + 16), ALWAYS_BAD16(n + 32), ALWAYS_BAD16(n + 48)
+static const uint8_t always_bad[256] = {ALWAYS_BAD64(0), ALWAYS_BAD64(64), ALWAYS_BAD64(128),
+                                        ALWAYS_BAD64(192)};
 
 /* ------------------------------------------------------------------ */
 /* Single decoders                                                      */
@@ -599,6 +617,32 @@ typedef struct finder {
 
 static int finder_stopped(const finder *f) { return f->oom || f->full; }
 
+/* Whether the base64 in[0..len) surely decodes to no text: most words
+ * that pass the shape gates decode to control bytes at once.  Only the
+ * first B64_PROBE_CHARS characters, up to the first that is not base64
+ * data, are decoded; they are the first bytes codec_base64 writes (it skips
+ * whitespace, refuses anything else), and the always-bad bytes among them
+ * are bad in is_text however the decoding goes on.  bound is at least the
+ * decoded length, and text_max_bad grows with the length, so more of them
+ * than text_max_bad(bound) is a rejection is_text would make too. */
+#define B64_PROBE_CHARS 16
+static int b64_surely_binary(const uint8_t *in, size_t len, size_t bound)
+{
+    size_t max_bad = text_max_bad(bound), bad = 0;
+    size_t n = len < B64_PROBE_CHARS ? len : B64_PROBE_CHARS;
+    for (size_t i = 0; i + 4 <= n; i += 4) {
+        int a = b64_values[in[i]], b = b64_values[in[i + 1]], c = b64_values[in[i + 2]],
+            d = b64_values[in[i + 3]];
+        if ((a | b | c | d) < 0)
+            break;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        bad += always_bad[v >> 16] + always_bad[(v >> 8) & 0xFF] + always_bad[v & 0xFF];
+        if (bad > max_bad)
+            return 1;
+    }
+    return 0;
+}
+
 /* Decodes data[start..end) with fn into the free end of res->buf and keeps
  * it as a span if it is text.  bound is an upper limit on the decoded size.
  * Returns 1 if kept. */
@@ -624,6 +668,8 @@ static int finder_emit(finder *f, size_t start, size_t end, const char *kind, co
         return 0;
     }
     r->buf = buf;
+    if (fn == codec_base64 && cap >= bound && b64_surely_binary(f->data + start, end - start, bound))
+        return 0; /* what the decoding and is_text below would say, sooner */
     long got = fn(f->data + start, end - start, r->buf + r->len, cap);
     if (got == CODEC_TOO_SMALL) {
         r->truncated = 1;
