@@ -960,15 +960,62 @@ static size_t b64_next_window(const uint8_t *d, size_t len, size_t pos)
     return len;
 }
 
+#if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define B64_HAVE_AVX2 1
+/* b64_mask16's test 32 bytes at a time, for CPUs with AVX2 (chosen at run
+ * time: the build targets plain x86-64).  Same classes, same bits. */
+__attribute__((target("avx2"), always_inline)) static inline uint32_t b64_mask32_avx2(const uint8_t *p)
+{
+    __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i t = _mm256_sub_epi8(_mm256_or_si256(c, _mm256_set1_epi8(0x20)), _mm256_set1_epi8('a'));
+    __m256i b = _mm256_cmpeq_epi8(_mm256_min_epu8(t, _mm256_set1_epi8(25)), t);
+    t = _mm256_sub_epi8(c, _mm256_set1_epi8('+'));
+    __m256i r = _mm256_cmpeq_epi8(_mm256_min_epu8(t, _mm256_set1_epi8('9' - '+')), t);
+    r = _mm256_andnot_si256(_mm256_or_si256(_mm256_cmpeq_epi8(c, _mm256_set1_epi8(',')),
+                                            _mm256_cmpeq_epi8(c, _mm256_set1_epi8('.'))),
+                            r);
+    b = _mm256_or_si256(_mm256_or_si256(b, r), _mm256_cmpeq_epi8(c, _mm256_set1_epi8('_')));
+    return (uint32_t)_mm256_movemask_epi8(b);
+}
+
+/* b64_next_window's 64-byte loop with AVX2 masks; the tail is left to
+ * b64_next_window, which goes on from the same pos and so finds the same
+ * window. */
+__attribute__((target("avx2"))) static size_t b64_next_window_avx2(const uint8_t *d, size_t len,
+                                                                     size_t pos)
+{
+    while (len - pos >= 64) {
+        uint64_t r = (uint64_t)b64_mask32_avx2(d + pos) |
+                     (uint64_t)b64_mask32_avx2(d + pos + 32) << 32;
+        r &= r >> 1;
+        r &= r >> 2;
+        r &= r >> 4;
+        r &= r >> 8;
+        r &= r >> 4;
+        if (r)
+            return pos + (size_t)__builtin_ctzll(r);
+        pos += 64 - B64_MIN_CHARS + 1;
+    }
+    return b64_next_window(d, len, pos);
+}
+#endif
+
 static void scan_base64(finder *f)
 {
     const uint8_t *d = f->data;
+#ifdef B64_HAVE_AVX2
+    size_t (*next_window)(const uint8_t *, size_t, size_t) =
+        __builtin_cpu_supports("avx2") ? b64_next_window_avx2 : b64_next_window;
+#else
+    size_t (*next_window)(const uint8_t *, size_t, size_t) = b64_next_window;
+#endif
     size_t pos = 0, nojoin_until = 0;
     /* pos is always at the start of a run or just after a non-base64
      * byte, so a run found by looking back from a probe starts at pos at
      * the earliest. */
     while (f->len - pos >= B64_MIN_CHARS && !finder_stopped(f)) {
-        size_t start = b64_next_window(d, f->len, pos);
+        size_t start = next_window(d, f->len, pos);
         if (start >= f->len)
             break;
         while (start > pos && is_b64(d[start - 1]))
