@@ -402,12 +402,12 @@ static int on_finding(const kh_finding *f, void *ctx)
 static void scan_bytes(worker *w, const work_item *it, const uint8_t *data, size_t len)
 {
     pipeline *p = w->p;
-    if (sources_is_binary(data, len))
+    size_t mark;
+    if (sources_classify(data, len, &mark))
         return;
     counter_add(&w->files, 1);
     counter_add(&w->bytes, len);
     w->wide_start = SIZE_MAX;
-    size_t mark = sources_utf16(data, len);
     if (mark) {
         if (sources_utf16_narrow(data, len, mark, &w->wide, &w->wide_cap, &len)) {
             pipeline_skip(it->path, "out of memory", p);

@@ -98,6 +98,15 @@ int sources_is_binary(const uint8_t *data, size_t len)
     return sources_utf16(data, len) == 0;
 }
 
+int sources_classify(const uint8_t *data, size_t len, size_t *mark)
+{
+    *mark = 0;
+    if (!data || !memchr(data, 0, len < READ_BINARY_WINDOW ? len : READ_BINARY_WINDOW))
+        return 0; /* the common case: one pass of memchr, not two */
+    *mark = sources_utf16(data, len);
+    return *mark == 0;
+}
+
 /* A code unit that text is made of: printable ASCII or common whitespace. */
 static int utf16_texty(unsigned lo, unsigned hi)
 {

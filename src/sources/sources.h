@@ -81,6 +81,10 @@ int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap
  * text (sources_utf16 below). */
 int sources_is_binary(const uint8_t *data, size_t len);
 
+/* Both answers at once, the NUL search done once: returns 1 when binary
+ * (as sources_is_binary), else 0 with *mark what sources_utf16 returns. */
+int sources_classify(const uint8_t *data, size_t len, size_t *mark);
+
 /* UTF-16 text (Windows editors and PowerShell write it): a byte-order mark,
  * or, without one, a first 8 KiB whose code units are nearly all ASCII.
  * Returns 0 if `data` is not UTF-16, otherwise a nonzero mark (byte order
