@@ -759,6 +759,7 @@ static int scan_main(int argc, char **argv, int baseline_create)
         wo.shard = a.shard;
         if (!a.no_archives && cfg.max_archive_size > wo.max_file_size)
             wo.max_file_size = cfg.max_archive_size; /* workers apply the file limit */
+        wo.reader_checks = 1; /* workers' open and fstat check size and access */
         sources_walk(paths[i], &wo, pipeline_emit, pipeline_skip, p);
     }
     findings_vec found = {0};

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,11 +38,23 @@ static int read_reserve(uint8_t **buf, size_t *cap, size_t need)
 int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap, size_t *len)
 {
     *len = 0;
+    /* O_NOATIME spares the inode an atime update (and its journal write
+     * under strictatime/relatime's daily refresh).  Only the owner or a
+     * privileged process may ask; after the first EPERM it is not asked again. */
+    static _Atomic int noatime_denied;
+    int noatime = atomic_load_explicit(&noatime_denied, memory_order_relaxed) ? 0 : O_NOATIME;
     int fd;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return errno;
+    for (;;) {
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | noatime);
+        if (fd >= 0) break;
+        if (errno == EINTR) continue;
+        if (errno == EPERM && noatime) {
+            atomic_store_explicit(&noatime_denied, 1, memory_order_relaxed);
+            noatime = 0;
+            continue;
+        }
+        return errno;
+    }
 
     struct stat st;
     if (fstat(fd, &st) != 0) {

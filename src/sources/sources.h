@@ -59,6 +59,9 @@ typedef struct walk_opts {
     int follow_symlinks;     /* --follow */
     int no_ignore;           /* --no-ignore: do not read .gitignore files */
     uint64_t max_file_size;  /* bytes; 0 = no limit */
+    int reader_checks;       /* the consumer opens, fstats and size-checks each
+                              * file itself: a regular file that readdir typed
+                              * is emitted without lstat, size or access test */
     sources_shard shard;     /* by the path relative to root; a root that is
                               * a file by its path as given */
 } walk_opts;

@@ -427,6 +427,16 @@ static void walk_entry_visit(walker *w, const walk_entry *e)
         (void)walk_dir(w, w->path, !via_link, via_link);
         return;
     }
+    if (!have_st && w->opts->reader_checks) {
+        /* readdir said regular: the reader's open and fstat will check size,
+         * access and type again anyway, so no lstat here (one path lookup a
+         * file saved). */
+        if (sources_shard_owns(&w->opts->shard, w->path + w->rel, w->len - w->rel)) {
+            source_item item = {.path = w->path, .fs_path = w->path};
+            if (w->emit && w->emit(&item, w->ctx) != 0) w->stop = 1;
+        }
+        return;
+    }
     if (!have_st && lstat(w->path, &st) != 0) {
         walk_report_errno(w, w->path, errno);
         return;

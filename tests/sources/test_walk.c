@@ -436,6 +436,40 @@ static void test_size_limit(void **state)
     expect_walk(".", &o, 0, "big\nedge\nsmall\n", "");
 }
 
+/* reader_checks: regular files readdir typed are emitted without lstat; the
+ * size limit is then the reader's (EFBIG), links and FIFOs are as before,
+ * and shards split the same files as without it. */
+static void test_reader_checks(void **state)
+{
+    (void)state;
+    char big[101];
+    memset(big, 'x', 100);
+    big[100] = '\0';
+    mk("big", big);
+    mk("small", "x");
+    mk("d/e/f", "x");
+    assert_int_equal(mkfifo("pipe", 0644), 0);
+    assert_int_equal(symlink("small", "link"), 0);
+    walk_opts o = {.max_file_size = 50, .reader_checks = 1};
+    expect_walk(".", &o, 0, "big\nd/e/f\nsmall\n", "");
+    expect_walk("big", &o, 0, "", "big: larger than --max-file-size (50 bytes)\n");
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0;
+    assert_int_equal(sources_read_file("big", 50, &buf, &cap, &len), EFBIG);
+    free(buf);
+    o.follow_symlinks = 1;
+    expect_walk(".", &o, 0, "big\nd/e/f\nlink\nsmall\n", "");
+    for (uint32_t k = 0; k < 3; k++) {
+        walk_opts a = {.shard = {k, 3}}, b = {.shard = {k, 3}, .reader_checks = 1};
+        result ra = {0}, rb = {0};
+        assert_int_equal(sources_walk(".", &a, on_emit, on_skip, &ra), 0);
+        assert_int_equal(sources_walk(".", &b, on_emit, on_skip, &rb), 0);
+        assert_string_equal(str(ra.emitted), str(rb.emitted));
+        result_free(&ra);
+        result_free(&rb);
+    }
+}
+
 static void test_fifo_never_opened(void **state)
 {
     (void)state;
@@ -729,6 +763,7 @@ int main(void)
         T(test_symlink_fanout_is_bounded),
         T(test_unreadable_reported),
         T(test_size_limit),
+        T(test_reader_checks),
         T(test_fifo_never_opened),
         T(test_emit_can_stop),
         T(test_depth_bounded),
