@@ -909,6 +909,60 @@ static int has_stretch(const uint8_t *d, size_t s, size_t e, size_t min, unsigne
 }
 
 #ifdef __SSE2__
+/* Bit i set when p[i] is not a stop byte, for 16 bytes: for pieces
+ * (piece set) a stop is '+', '-', '/' or '_'; for words anything that is
+ * not a letter or digit.  The same classes as char_class's. */
+static unsigned stretch_mask16(const uint8_t *p, int piece)
+{
+    __m128i c = _mm_loadu_si128((const __m128i *)(const void *)p);
+    if (piece) {
+        __m128i s = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('+')),
+                                              _mm_cmpeq_epi8(c, _mm_set1_epi8('-'))),
+                                 _mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('/')),
+                                              _mm_cmpeq_epi8(c, _mm_set1_epi8('_'))));
+        return ~(unsigned)_mm_movemask_epi8(s) & 0xFFFF;
+    }
+    __m128i t = _mm_sub_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+    __m128i a = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(25)), t);
+    t = _mm_sub_epi8(c, _mm_set1_epi8('0'));
+    a = _mm_or_si128(a, _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(9)), t));
+    return (unsigned)_mm_movemask_epi8(a);
+}
+
+/* has_stretch over 64-byte windows where 64 bytes of data are there (the
+ * run usually is shorter, the data after it is read and masked off):
+ * a stretch is min set bits in a row, and steps of 64 - min + 1 bytes miss
+ * none (b64_next_window's argument).  The rest goes to has_stretch, which
+ * counts nothing before the p it is given: a stretch starting earlier was
+ * whole inside a window already looked at. */
+static int has_stretch_simd(const uint8_t *d, size_t len, size_t s, size_t e, size_t min,
+                            int piece)
+{
+    size_t p = s;
+    while (e - p >= min && len - p >= 64) {
+        uint64_t r = 0;
+        for (int k = 0; k < 4; k++)
+            r |= (uint64_t)stretch_mask16(d + p + 16 * k, piece) << (16 * k);
+        if (e - p < 64)
+            r &= ((uint64_t)1 << (e - p)) - 1;
+        for (size_t have = 1; have < min && r;) { /* bit i: bits i..i+have-1 set */
+            size_t step = have < min - have ? have : min - have;
+            r &= r >> step;
+            have += step;
+        }
+        if (r)
+            return 1;
+        if (e - p < 64)
+            return 0; /* the whole rest was in this window */
+        p += 64 - min + 1;
+    }
+    if (e - p < min)
+        return 0;
+    return piece ? has_stretch(d, p, e, min, PIECE_STOP) : has_stretch(d, p, e, min, WORD_STOP);
+}
+#endif
+
+#ifdef __SSE2__
 /* Bit i set when p[i] is in either base64 alphabet, for 64 bytes. */
 static uint64_t b64_mask64(const uint8_t *p)
 {
@@ -1001,6 +1055,12 @@ __attribute__((target("avx2"))) static size_t b64_next_window_avx2(const uint8_t
 }
 #endif
 
+#ifdef __SSE2__
+#define STRETCH(d, len, s, e, min, piece, ...) has_stretch_simd(d, len, s, e, min, piece)
+#else
+#define STRETCH(d, len, s, e, min, piece, ...) has_stretch(d, s, e, min, __VA_ARGS__)
+#endif
+
 static void scan_base64(finder *f)
 {
     const uint8_t *d = f->data;
@@ -1041,12 +1101,12 @@ static void scan_base64(finder *f)
             }
             /* Without a separator the only piece is the run itself. */
             if ((seen & (B64F_STD | B64F_URL)) &&
-                has_stretch(d, start, end, B64_MIN_CHARS, PIECE_STOP))
+                STRETCH(d, f->len, start, end, B64_MIN_CHARS, 1, PIECE_STOP))
                 b64_try_pieces(f, start, end);
         }
         if (end - start >= HEX_MIN_DIGITS &&
             (!(seen & (B64F_STD | B64F_URL | B64F_PAD | B64F_OTHER)) ||
-             has_stretch(d, start, end, HEX_MIN_DIGITS, WORD_STOP)))
+             STRETCH(d, f->len, start, end, HEX_MIN_DIGITS, 0, WORD_STOP)))
             hex_in_run(f, start, end);
         pos = end;
     }

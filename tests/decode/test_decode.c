@@ -507,6 +507,44 @@ static void test_base64_glued_to_word(void **state)
     decode_result_free(&r);
 }
 
+/* A base64 piece or a hex word inside a long run of short pieces, at every
+ * offset across the 64-byte windows the stretch search looks at, with data
+ * after the run and with the run at the end of the buffer. */
+static void test_piece_at_every_offset(void **state)
+{
+    (void)state;
+    const char *b64 = "dG9rZW49a2hfcGF0aF9zZWNyZXRfOTk5";
+    const char *hex = "6177735f7365637265743d4b68372f774a616c725855746e46454d49";
+    for (int which = 0; which < 2; which++) {
+        const char *word = which ? hex : b64;
+        const char *want = which ? "aws_secret=Kh7/wJalrXUtnFEMI" : "token=kh_path_secret_999";
+        for (size_t k = 0; k < 140; k++) {
+            for (int tail = 0; tail < 2; tail++) {
+                char in[512];
+                size_t n = 0;
+                for (size_t i = 0; i < k; i++) in[n++] = i % 2 ? '_' : 'q';
+                in[n++] = '_';
+                memcpy(in + n, word, strlen(word));
+                n += strlen(word);
+                for (size_t i = 0; i < 30; i++) in[n++] = i % 2 ? 'z' : '_';
+                if (tail) {
+                    memcpy(in + n, "\n", 1);
+                    n++;
+                    memset(in + n, ' ', 100);
+                    n += 100;
+                }
+                in[n] = '\0';
+                decode_result r = {0};
+                find_str(in, &r);
+                assert_int_equal(r.count, 1);
+                assert_true(out_equals(&r, &r.spans[0], want));
+                assert_span_text(in, &r.spans[0], word);
+                decode_result_free(&r);
+            }
+        }
+    }
+}
+
 static void test_two_levels_base64_of_url(void **state)
 {
     (void)state;
@@ -708,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_wrapped_yaml_block),
         cmocka_unit_test(test_wrap_does_not_swallow_next_line),
         cmocka_unit_test(test_base64_glued_to_word),
+        cmocka_unit_test(test_piece_at_every_offset),
         cmocka_unit_test(test_two_levels_base64_of_url),
         cmocka_unit_test(test_empty_and_null),
         cmocka_unit_test(test_appends_to_result),
