@@ -941,7 +941,7 @@ static int has_stretch_simd(const uint8_t *d, size_t len, size_t s, size_t e, si
     size_t p = s;
     while (e - p >= min && len - p >= 64) {
         uint64_t r = 0;
-        for (int k = 0; k < 4; k++)
+        for (size_t k = 0; k < 4 && 16 * k < e - p; k++) /* the run is often short */
             r |= (uint64_t)stretch_mask16(d + p + 16 * k, piece) << (16 * k);
         if (e - p < 64)
             r &= ((uint64_t)1 << (e - p)) - 1;
