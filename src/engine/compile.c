@@ -144,11 +144,33 @@ static int pattern_compiles(const kh_engine *e, uint32_t i)
     return 1;
 }
 
+/* Asks Vectorscan whether it parses each pattern and how wide its matches
+ * can be.  A pattern it parses goes on Vectorscan (until a compile refuses
+ * it); one it does not stays on the PCRE2 fallback. */
+static void measure_widths(kh_engine *e)
+{
+    for (uint32_t i = 0; i < e->pattern_count; i++) {
+        engine_pattern *p = &e->patterns[i];
+        const char *regex = detector_at(e->set, p->detector)->patterns[p->index].regex;
+        hs_expr_info_t *info = NULL;
+        hs_compile_error_t *ce = NULL;
+        if (hs_expression_info(regex, HS_FLAG_SOM_LEFTMOST, &info, &ce) == HS_SUCCESS) {
+            p->parsed = 1;
+            p->on_vectorscan = 1; /* confirmed by pattern_compiles */
+            p->max_width = info->max_width;
+            free(info);
+        } else {
+            hs_free_compile_error(ce);
+        }
+    }
+}
+
 /* --- the compiled-database cache ---------------------------------------
- * Layout: "KHDB3\n", the 32-byte key, the SHA-256 of everything after it
+ * Layout: "KHDB4\n", the 32-byte key, the SHA-256 of everything after it
  * (a torn or damaged file is never deserialized), u32 pattern count, one byte per
  * pattern (bit 0: on Vectorscan; bits 1-2: how it is in the prefilter
- * database), then three length-prefixed serialized Vectorscan databases
+ * database; bit 3: Vectorscan parses it), one u32 per pattern (its maximum
+ * match width), then three length-prefixed serialized Vectorscan databases
  * (main, keyword-less, prefilter).  The key hashes the Vectorscan version,
  * the CPU features Vectorscan compiles for, and every pattern and keyword,
  * so any change to the detector set, the library or the machine makes the
@@ -157,7 +179,7 @@ static int pattern_compiles(const kh_engine *e, uint32_t i)
  * cache is simply not used. */
 #include <openssl/evp.h>
 
-static const char cache_magic[6] = {'K', 'H', 'D', 'B', '3', '\n'};
+static const char cache_magic[6] = {'K', 'H', 'D', 'B', '4', '\n'};
 
 static void digest(const void *data, size_t len, unsigned char out[32])
 {
@@ -239,10 +261,12 @@ static int load_cache(kh_engine *e, const void *buf, size_t len)
     p += 32;
     memcpy(&n, p, sizeof n);
     p += sizeof n;
-    if (n != e->pattern_count || (size_t)(end - p) < n)
+    if (n != e->pattern_count || (size_t)(end - p) / 5 < n)
         return 0;
     const unsigned char *flags = p;
     p += n;
+    const unsigned char *widths = p;
+    p += (size_t)n * 4;
     hs_database_t *db = NULL, *un = NULL, *pf = NULL;
     if (read_db(&p, end, &db) || read_db(&p, end, &un) || read_db(&p, end, &pf) || p != end) {
         if (db)
@@ -256,6 +280,8 @@ static int load_cache(kh_engine *e, const void *buf, size_t len)
     for (uint32_t i = 0; i < n; i++) {
         e->patterns[i].on_vectorscan = flags[i] & 1;
         e->patterns[i].prefilter = (flags[i] >> 1) & 3;
+        e->patterns[i].parsed = (flags[i] >> 3) & 1;
+        memcpy(&e->patterns[i].max_width, widths + 4 * (size_t)i, 4);
     }
     e->db = db;
     e->db_unanchored = un;
@@ -306,8 +332,13 @@ int kh_engine_serialize(const kh_engine *e, void **out, size_t *out_len)
              append(&buf, &len, &cap, &n, sizeof n);
     for (uint32_t i = 0; !rc && i < n; i++) {
         unsigned char f = (unsigned char)((e->patterns[i].on_vectorscan != 0) |
-                                          (e->patterns[i].prefilter << 1));
+                                          (e->patterns[i].prefilter << 1) |
+                                          ((e->patterns[i].parsed != 0) << 3));
         rc = append(&buf, &len, &cap, &f, 1);
+    }
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        uint32_t w = e->patterns[i].max_width;
+        rc = append(&buf, &len, &cap, &w, sizeof w);
     }
     if (!rc)
         rc = append_db(&buf, &len, &cap, e->db) || append_db(&buf, &len, &cap, e->db_unanchored) ||
@@ -602,23 +633,6 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
             uint32_t caps = capture_count(p->re);
             if (caps > e->max_capture)
                 e->max_capture = caps;
-            hs_expr_info_t *info = NULL;
-            hs_compile_error_t *ce = NULL;
-            if (hs_expression_info(d->patterns[pi].regex, HS_FLAG_SOM_LEFTMOST, &info, &ce) ==
-                HS_SUCCESS) {
-                p->on_vectorscan = 1; /* confirmed by pattern_compiles unless cached */
-                p->max_width = info->max_width;
-                free(info);
-                unsigned w = p->max_width > ENGINE_MAX_OVERLAP ? ENGINE_MAX_OVERLAP
-                                                               : p->max_width;
-                if (w > overlap)
-                    overlap = w;
-                if (w > e->detector_width[di])
-                    e->detector_width[di] = w;
-            } else {
-                hs_free_compile_error(ce);
-                e->detector_width[di] = ENGINE_MAX_OVERLAP;
-            }
         }
         if (d->companion_count) {
             e->companions[di] = calloc(d->companion_count, sizeof **e->companions);
@@ -642,9 +656,24 @@ int kh_engine_compile(const kh_detectors *set, const kh_engine_opts *opts, kh_en
             }
         }
     }
-    e->overlap = overlap + 64;
-
+    /* A cache holds each pattern's width too: asking Vectorscan for them
+     * again (parsing every regex) was most of a cached start-up. */
     int checked = opts && opts->cache && load_cache(e, opts->cache, opts->cache_len);
+    if (!e->from_cache)
+        measure_widths(e);
+    for (uint32_t i = 0; i < e->pattern_count; i++) {
+        const engine_pattern *p = &e->patterns[i];
+        if (!p->parsed) {
+            e->detector_width[p->detector] = ENGINE_MAX_OVERLAP;
+            continue;
+        }
+        unsigned w = p->max_width > ENGINE_MAX_OVERLAP ? ENGINE_MAX_OVERLAP : p->max_width;
+        if (w > overlap)
+            overlap = w;
+        if (w > e->detector_width[p->detector])
+            e->detector_width[p->detector] = w;
+    }
+    e->overlap = overlap + 64;
     for (;;) {
         if (e->from_cache)
             break;

@@ -42,6 +42,7 @@ typedef struct engine_pattern {
     int group;
     unsigned max_width; /* from Vectorscan; UINT_MAX unbounded */
     int on_vectorscan;
+    int parsed; /* Vectorscan parses it (max_width is known) */
     int anchored; /* its detector has keywords: every match holds one */
     int prefilter; /* in db_prefilter: ENGINE_PF_EXACT, ENGINE_PF_APPROX or 0 */
 } engine_pattern;

@@ -425,6 +425,49 @@ static void test_embedded_set_compiles(void **state)
     kh_detectors_free(set);
 }
 
+/* An engine built from its own serialized cache is the same engine: same
+ * pattern placement, widths and overlap, so the same regions and findings,
+ * without asking Vectorscan about each pattern again. */
+static void test_cache_round_trip(void **state)
+{
+    (void)state;
+    kh_detectors *set = make_set(); /* with a pattern Vectorscan cannot parse */
+    kh_engine *a = NULL, *b = NULL;
+    kh_error err = {0};
+    assert_int_equal(kh_engine_compile(set, NULL, &a, &err), KH_OK);
+    void *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(kh_engine_serialize(a, &bytes, &len), KH_OK);
+    kh_engine_opts o = {.cache = bytes, .cache_len = len, .decode_depth = 3};
+    assert_int_equal(kh_engine_compile(set, &o, &b, &err), KH_OK);
+    assert_true(kh_engine_from_cache(b));
+    assert_false(kh_engine_from_cache(a));
+    assert_int_equal(a->pattern_count, b->pattern_count);
+    assert_int_equal(a->overlap, b->overlap);
+    for (uint32_t i = 0; i < a->pattern_count; i++) {
+        assert_int_equal(a->patterns[i].max_width, b->patterns[i].max_width);
+        assert_int_equal(a->patterns[i].parsed, b->patterns[i].parsed);
+        assert_int_equal(a->patterns[i].on_vectorscan, b->patterns[i].on_vectorscan);
+        assert_int_equal(a->patterns[i].prefilter, b->patterns[i].prefilter);
+    }
+    int unparsed = 0;
+    for (uint32_t i = 0; i < a->pattern_count; i++)
+        unparsed += !a->patterns[i].parsed;
+    assert_int_equal(unparsed, 1);
+    for (size_t d = 0; d < set->count; d++)
+        assert_int_equal(a->detector_width[d], b->detector_width[d]);
+    /* A cache cut short is not used, and compiling still works. */
+    kh_engine *c = NULL;
+    o.cache_len = len - 1;
+    assert_int_equal(kh_engine_compile(set, &o, &c, &err), KH_OK);
+    assert_false(kh_engine_from_cache(c));
+    kh_engine_free(c);
+    free(bytes);
+    kh_engine_free(a);
+    kh_engine_free(b);
+    kh_detectors_free(set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_lazy_pattern_hidden_start),
         cmocka_unit_test(test_prefilter_equals_whole_scan),
         cmocka_unit_test(test_embedded_set_compiles),
+        cmocka_unit_test(test_cache_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
