@@ -215,6 +215,30 @@ static void git_catfile_stop(git_catfile *c)
     c->state = -1;
 }
 
+/* A partial clone (extensions.partialClone, or a promisor remote): blobs
+ * it lacks are fetched by git on demand, which a scan must never do, so
+ * such a repository is read with libgit2 alone. */
+static int git_is_partial_clone(git_repository *repo)
+{
+    git_config *cfg = NULL;
+    if (git_repository_config_snapshot(&cfg, repo) != 0) return 1; /* unsure: be safe */
+    int partial = 0;
+    git_buf v = {0};
+    if (git_config_get_string_buf(&v, cfg, "extensions.partialclone") == 0) partial = 1;
+    git_buf_dispose(&v);
+    git_config_iterator *it = NULL;
+    if (!partial && git_config_iterator_glob_new(&it, cfg, "^remote\\..*\\.promisor$") == 0) {
+        git_config_entry *e;
+        while (!partial && git_config_next(&e, it) == 0) {
+            int b = 0;
+            partial = git_config_parse_bool(&b, e->value) == 0 && b;
+        }
+        git_config_iterator_free(it);
+    }
+    git_config_free(cfg);
+    return partial;
+}
+
 static int git_catfile_start(git_catfile *c, const char *gitdir)
 {
     int req[2], rep[2];
@@ -232,10 +256,33 @@ static int git_catfile_start(git_catfile *c, const char *gitdir)
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     /* --no-replace-objects: refs/replace must not let a repository show
      * the scanner other bytes than the blob it names (libgit2 ignores
-     * replace refs too, so both readers agree). */
-    char *argv[] = {"git", "--no-replace-objects", "--git-dir", (char *)gitdir,
-                    "cat-file", "--batch", NULL};
-    int rc = posix_spawnp(&c->pid, "git", &fa, NULL, argv, environ);
+     * replace refs too, so both readers agree).  The repository being
+     * scanned is untrusted: a partial-clone config would have git fetch a
+     * missing blob with the repository's own core.sshCommand or remote
+     * helper, so no transport is allowed, nothing is fetched lazily and
+     * nothing may prompt: a missing blob is just "missing". */
+    char *argv[] = {"git", "--no-replace-objects", "-c", "protocol.allow=never",
+                    "--git-dir", (char *)gitdir, "cat-file", "--batch", NULL};
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **env = calloc(n + 4, sizeof *env);
+    if (!env) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(req[0]), close(req[1]), close(rep[0]), close(rep[1]);
+        return -1;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "GIT_NO_LAZY_FETCH=", 18) &&
+            strncmp(environ[i], "GIT_TERMINAL_PROMPT=", 20) &&
+            strncmp(environ[i], "GIT_ASKPASS=", 12))
+            env[m++] = environ[i];
+    env[m++] = "GIT_NO_LAZY_FETCH=1";
+    env[m++] = "GIT_TERMINAL_PROMPT=0";
+    env[m++] = "GIT_ASKPASS=/bin/false";
+    env[m] = NULL;
+    int rc = posix_spawnp(&c->pid, "git", &fa, NULL, argv, env);
+    free(env);
     posix_spawn_file_actions_destroy(&fa);
     close(req[1]);
     close(rep[1]);
@@ -433,8 +480,12 @@ static void git_emit_blob(git_scan *g, const git_oid *oid, const char *path)
     if (!sources_shard_owns(&g->opts->shard, oid->id, GIT_OID_RAWSZ)) return; /* --shard */
 
     git_origin now = {path, g->commit_hex, g->author, g->email, g->date[0] ? g->date : NULL};
-    if (!g->opts->libgit2_only && g->cat.state == 0)
-        git_catfile_start(&g->cat, git_repository_path(g->repo));
+    if (!g->opts->libgit2_only && g->cat.state == 0) {
+        if (git_is_partial_clone(g->repo))
+            g->cat.state = -1; /* git would try to fetch what is missing */
+        else
+            git_catfile_start(&g->cat, git_repository_path(g->repo));
+    }
     if (g->cat.state != 1 && g->ahead_count == 0) {
         git_emit_libgit2(g, oid, &now);
         return;

@@ -190,6 +190,32 @@ class GitTest(GitRepoTest):
     def test_bad_since(self):
         self.assertEqual(run("scan", "--since", "yesterday", self.repo).returncode, 2)
 
+    def test_hostile_partial_clone_config_runs_nothing(self):
+        """A repository whose config says "partial clone, fetch missing
+        blobs over ssh with this command": scanning it must not run the
+        command, fetch, prompt or hang; the missing blob is a skip."""
+        token = github_token("ghp", 505)
+        self.commit("add", "2024-01-01T00:00:00Z", {"ok.env": f"T={token}\n"})
+        blob = subprocess.run(["git", "hash-object", "--stdin"], cwd=self.repo, input="s\n",
+                              capture_output=True, text=True, check=True).stdout.strip()
+        tree = subprocess.run(["git", "mktree", "--missing"], cwd=self.repo,
+                              input=f"100644 blob {blob}\tgone.txt\n", capture_output=True,
+                              text=True, check=True).stdout.strip()
+        head = git(self.repo, "commit-tree", tree, "-p", "HEAD", "-m", "missing blob")
+        git(self.repo, "update-ref", "refs/heads/main", head)
+        marker = os.path.join(self.tmp, "ran")
+        for k, v in (("extensions.partialClone", "origin"),
+                     ("remote.origin.url", "ssh://example.invalid/x"),
+                     ("remote.origin.promisor", "true"),
+                     ("core.sshCommand", f"touch {marker}; sleep 60")):
+            git(self.repo, "config", k, v)
+        p = run("scan", "--git", "--format", "jsonl", "--show-secrets", self.repo, timeout=60)
+        self.assertFalse(os.path.exists(marker), "the repository's command ran")
+        self.assertIn(token, [r["secret"] for r in jsonl(p)], p.stderr)
+        self.assertIn("gone.txt: skipped", p.stderr.decode())
+        self.assertFalse(os.path.exists(os.path.join(self.repo, ".git", "objects",
+                                                     blob[:2], blob[2:])))
+
 
 class GitMergeTest(GitRepoTest):
     """Merges: a line only the merge commit adds is the merge's; a secret
