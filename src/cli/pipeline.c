@@ -88,6 +88,7 @@ struct pipeline {
     size_t head, count, bytes;
     uint64_t next_seq;
     int closed;
+    int joined; /* pipeline_drain has joined the workers */
     uint64_t skipped;
     worker *workers;
     int nworkers;
@@ -735,17 +736,25 @@ void pipeline_totals(pipeline *p, uint64_t *files, uint64_t *bytes, uint64_t *fi
     *findings = n;
 }
 
-void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
+void pipeline_drain(pipeline *p)
 {
+    if (p->joined)
+        return;
     pthread_mutex_lock(&p->mu);
     p->closed = 1;
     pthread_cond_broadcast(&p->not_empty);
     pthread_mutex_unlock(&p->mu);
-    size_t total = 0;
-    for (int i = 0; i < p->nworkers; i++) {
+    for (int i = 0; i < p->nworkers; i++)
         pthread_join(p->workers[i].thread, NULL);
+    p->joined = 1;
+}
+
+void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
+{
+    pipeline_drain(p);
+    size_t total = 0;
+    for (int i = 0; i < p->nworkers; i++)
         total += p->workers[i].found.count;
-    }
     out->items = calloc(total + 1, sizeof *out->items);
     out->cap = total + 1;
     out->count = 0;

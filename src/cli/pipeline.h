@@ -56,6 +56,10 @@ int pipeline_emit(const source_item *item, void *pipeline);
 /* A source_skip_fn: reports and counts a skipped input. */
 void pipeline_skip(const char *path, const char *reason, void *pipeline);
 
+/* Ends input and waits until every worker has scanned what it was given;
+ * pipeline_totals stays valid until pipeline_finish.  Idempotent. */
+void pipeline_drain(pipeline *p);
+
 /* Waits for the queue to drain and the workers to end; moves every finding
  * into *out and adds the counters to *stats.  Frees the pipeline. */
 void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats);

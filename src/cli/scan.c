@@ -75,7 +75,8 @@ static const char scan_usage[] =
     "                          faster, else the CPU), cpu or gpu\n"
     "      --shard K/N         scan only part K of N (1 <= K <= N): files by a hash of\n"
     "                          their path under PATH, git blobs by id, stdin in part 1;\n"
-    "                          N runs' JSONL concatenate into the whole scan\n"
+    "                          with --no-dedupe, N runs' JSONL concatenate into the\n"
+    "                          whole scan (docs/scale.md merges deduplicated ones)\n"
     "\n"
     "exit status: 0 no findings, 1 findings, 2 usage, configuration or fatal error\n"
     "(or a skipped input with --fail-on-skip), 130 interrupted by Ctrl-C, 143 by SIGTERM\n";
@@ -764,8 +765,9 @@ static int scan_main(int argc, char **argv, int baseline_create)
     }
     findings_vec found = {0};
     report_stats stats = {0};
+    pipeline_drain(p);
+    progress_stop(prog); /* it reads the workers' counters, which finish frees */
     pipeline_finish(p, &found, &stats);
-    progress_stop(prog);
     kh_gpu_close(gpu);
     qsort(found.items, found.count, sizeof *found.items, cmp_finding);
     if (a.dedupe || baseline_create)
