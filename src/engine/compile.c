@@ -277,6 +277,14 @@ static int load_cache(kh_engine *e, const void *buf, size_t len)
             hs_free_database(pf);
         return 0;
     }
+    for (uint32_t i = 0; i < n; i++) { /* flags a build never writes: not ours */
+        if ((flags[i] >> 1 & 3) == 3 || ((flags[i] & 1) && !(flags[i] & 8)) || flags[i] > 15) {
+            if (db) hs_free_database(db);
+            if (un) hs_free_database(un);
+            if (pf) hs_free_database(pf);
+            return 0;
+        }
+    }
     for (uint32_t i = 0; i < n; i++) {
         e->patterns[i].on_vectorscan = flags[i] & 1;
         e->patterns[i].prefilter = (flags[i] >> 1) & 3;
@@ -502,10 +510,10 @@ static int build_prefilter(kh_engine *e, kh_error *err)
                 engine_pattern *p = &e->patterns[ids[ce->expression]];
                 p->prefilter = p->prefilter == ENGINE_PF_EXACT ? ENGINE_PF_APPROX : 0;
                 retry = 1;
-            } else {
-                rc = kh_error_set(err, KH_EINTERNAL, "vectorscan: %s",
-                                  ce ? ce->message : "compile failed");
             }
+            /* Otherwise (a limit, not one pattern): no prefilter database,
+             * and every buffer is scanned whole with the main one, which
+             * finds the same. */
             hs_free_compile_error(ce);
         }
     out:

@@ -186,7 +186,10 @@ static int on_report(unsigned id, unsigned long long from, unsigned long long to
     kh_scratch *s = ctx;
     const kh_engine *e = s->engine;
     if (id >= e->pattern_count) {
-        s->triggered[e->keyword_detector[id - e->pattern_count]] = 1;
+        /* Ids come from a database that may have been read from a cache
+         * file: one this engine did not assign is ignored, never indexed. */
+        if (id - e->pattern_count < e->keyword_count)
+            s->triggered[e->keyword_detector[id - e->pattern_count]] = 1;
         return 0;
     }
     size_t start = s->window_start + (size_t)from;
@@ -556,6 +559,8 @@ static int on_prefilter(unsigned id, unsigned long long from, unsigned long long
     kh_scratch *s = ctx;
     const kh_engine *e = s->engine;
     if (id >= e->pattern_count) {
+        if (id - e->pattern_count >= e->pf_keyword_count)
+            return 0; /* not an id this engine assigned (see on_report) */
         uint32_t di = e->pf_keyword_detector[id - e->pattern_count];
         s->triggered[di] = 1;
         s->pre_whole |= e->pf_whole[di];
