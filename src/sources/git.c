@@ -226,12 +226,17 @@ static int git_is_partial_clone(git_repository *repo)
     git_buf v = {0};
     if (git_config_get_string_buf(&v, cfg, "extensions.partialclone") == 0) partial = 1;
     git_buf_dispose(&v);
+    /* Every entry, matched here: libgit2's glob iterator leaks PCRE2 match
+     * data on each name that does not match. */
     git_config_iterator *it = NULL;
-    if (!partial && git_config_iterator_glob_new(&it, cfg, "^remote\\..*\\.promisor$") == 0) {
+    if (!partial && git_config_iterator_new(&it, cfg) == 0) {
         git_config_entry *e;
         while (!partial && git_config_next(&e, it) == 0) {
+            size_t n = strlen(e->name);
             int b = 0;
-            partial = git_config_parse_bool(&b, e->value) == 0 && b;
+            partial = n > 16 && strncmp(e->name, "remote.", 7) == 0 &&
+                      strcmp(e->name + n - 9, ".promisor") == 0 &&
+                      git_config_parse_bool(&b, e->value) == 0 && b;
         }
         git_config_iterator_free(it);
     }
