@@ -18,8 +18,13 @@
  * to confirm.  Device-only numbers (kernel alone, copy, persistent against
  * per-batch) come from build/keyhog_gpu_bench.
  *
+ * --reference runs the GPU path with the CPU implementation of the device
+ * ABI (gpu_reference_api): slow keyword search, but the CPU side of the
+ * GPU path (packing, confirmation) is the real one, so its cost can be
+ * profiled on a machine without a GPU.
+ *
  * Usage: gpu_bench [-t THREADS] [-r REPEAT] [-b BATCH_MIB] [-m cpu|gpu|both]
- *                  [--no-persistent] DIR...
+ *                  [--no-persistent] [--reference] DIR...
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -213,6 +218,7 @@ static double run(run_ctx *r, int threads, uint64_t *digest)
 int main(int argc, char **argv)
 {
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), repeat = 1, no_persistent = 0;
+    int reference = 0;
     size_t batch_mib = 64;
     const char *mode = "both";
     corpus c = {0};
@@ -229,12 +235,14 @@ int main(int argc, char **argv)
             mode = argv[++i];
         else if (!strcmp(argv[i], "--no-persistent"))
             no_persistent = 1;
+        else if (!strcmp(argv[i], "--reference"))
+            reference = 1;
         else if (walk(&c, argv[i]) == 0)
             ndirs++;
     }
     if (!ndirs || c.n == 0 || threads < 1 || repeat < 1) {
         fprintf(stderr, "usage: gpu_bench [-t THREADS] [-r REPEAT] [-b BATCH_MIB] "
-                        "[-m cpu|gpu|both] [--no-persistent] DIR...\n");
+                        "[-m cpu|gpu|both] [--no-persistent] [--reference] DIR...\n");
         return 2;
     }
     /* Repeats point at the same bytes: the copies are scanned, not stored. */
@@ -307,7 +315,9 @@ int main(int argc, char **argv)
     }
     if (want_gpu) {
         kh_gpu_opts go = {.all_devices = 1, .no_persistent = no_persistent};
-        if (kh_gpu_open(e, &go, &r.gpu, &err) != KH_OK) {
+        int orc = reference ? gpu_open_api(e, gpu_reference_api(), &go, &r.gpu, &err)
+                            : kh_gpu_open(e, &go, &r.gpu, &err);
+        if (orc != KH_OK) {
             printf("gpu: not available: %s\n", err.message);
             return want_cpu ? 0 : 1;
         }

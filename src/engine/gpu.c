@@ -1082,13 +1082,26 @@ size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
                              const uint8_t *data, size_t len, uint32_t chunk, gpu_hit **hits,
                              size_t *nhits, size_t *cap)
 {
+    /* Keywords by folded first byte, in index order (the order of a
+     * position's hits), so each position tries only its own. */
+    uint32_t first[257] = {0};
+    uint32_t *byfirst = malloc((nkeywords + 1) * sizeof *byfirst);
+    if (!byfirst)
+        return (size_t)-1;
+    for (uint32_t k = 0; k < nkeywords; k++)
+        first[fold((uint8_t)keywords[k][0]) + 1]++;
+    for (int c = 0; c < 256; c++)
+        first[c + 1] += first[c];
+    uint32_t fill[256];
+    memcpy(fill, first, sizeof fill);
+    for (uint32_t k = 0; k < nkeywords; k++)
+        byfirst[fill[fold((uint8_t)keywords[k][0])]++] = k;
     size_t found = 0;
     for (size_t at = 0; at < len; at++) {
         uint8_t c = fold(data[at]);
-        for (uint32_t k = 0; k < nkeywords; k++) {
+        for (uint32_t i = first[c]; i < first[c + 1]; i++) {
+            uint32_t k = byfirst[i];
             const uint8_t *kw = (const uint8_t *)keywords[k];
-            if (fold(kw[0]) != c)
-                continue;
             size_t j = 1;
             while (kw[j] && at + j < len && fold(data[at + j]) == fold(kw[j]))
                 j++;
@@ -1097,8 +1110,10 @@ size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
             if (*nhits == *cap) {
                 size_t ncap = *cap ? *cap * 2 : 64;
                 gpu_hit *grown = realloc(*hits, ncap * sizeof *grown);
-                if (!grown)
+                if (!grown) {
+                    free(byfirst);
                     return (size_t)-1;
+                }
                 *hits = grown;
                 *cap = ncap;
             }
@@ -1106,6 +1121,7 @@ size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
             found++;
         }
     }
+    free(byfirst);
     return found;
 }
 

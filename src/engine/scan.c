@@ -534,6 +534,12 @@ static size_t pattern_reach(const kh_engine *e, const engine_pattern *p, size_t 
     return w + 64 < e->overlap ? w + 64 : e->overlap;
 }
 
+/* Context of a GPU keyword region: its own reach, at most the overlap. */
+static size_t region_reach(const kh_engine *e, const engine_region *r)
+{
+    return r->reach && r->reach < e->overlap ? r->reach : e->overlap;
+}
+
 /* Two regions whose windows touch are scanned as one: fewer bytes seen
  * twice, fewer calls. */
 static int regions_touch(const engine_region *a, const engine_region *b)
@@ -596,25 +602,30 @@ static int cmp_region_start(const void *a, const void *b)
     return (x->start > y->start) - (x->start < y->start);
 }
 
-/* The prefilter pass over a whole buffer: fills s->pre with sorted,
- * merged regions, or sets s->pre_whole. */
-static int prefilter_buffer(kh_scratch *s)
+/* The prefilter pass over buffer bytes [lo, hi): appends to s->pre the
+ * regions of the ends it reports, or sets s->pre_whole. */
+static int prefilter_range(kh_scratch *s, size_t lo, size_t hi)
 {
     const kh_engine *e = s->engine;
-    s->npre = 0;
-    s->pre_whole = 0;
-    /* In blocks, each window reaching back by the overlap so that a match
-     * ending in the block is seen whole; ends seen twice merge. */
-    for (size_t own = 0; own < s->len; own += e->block_size) {
-        size_t own_end = own + e->block_size < s->len ? own + e->block_size : s->len;
-        s->pre_base = own > e->overlap ? own - e->overlap : 0;
+    /* In blocks, each window reaching back by the overlap (not before lo)
+     * so that a match ending in the block is seen whole; ends seen twice
+     * merge. */
+    for (size_t own = lo; own < hi && !s->pre_whole; own += e->block_size) {
+        size_t own_end = own + e->block_size < hi ? own + e->block_size : hi;
+        s->pre_base = own - lo > e->overlap ? own - e->overlap : lo;
         hs_error_t rc = hs_scan(e->db_prefilter, (const char *)s->data + s->pre_base,
                                 (unsigned)(own_end - s->pre_base), 0, s->hs, on_prefilter, s);
         if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED)
             return KH_EINTERNAL;
     }
+    return KH_OK;
+}
+
+/* Sorts and merges s->pre after the prefilter passes. */
+static void prefilter_merge(kh_scratch *s)
+{
     if (s->pre_whole || s->npre < 2)
-        return KH_OK;
+        return;
     qsort(s->pre, s->npre, sizeof *s->pre, cmp_region_start);
     size_t m = 0;
     for (size_t i = 1; i < s->npre; i++) {
@@ -624,7 +635,36 @@ static int prefilter_buffer(kh_scratch *s)
             s->pre[++m] = s->pre[i];
     }
     s->npre = m + 1;
-    return KH_OK;
+}
+
+/* The prefilter pass over a whole buffer, or over the windows of the GPU's
+ * keyword regions (each region with its reach on both sides): fills s->pre
+ * with sorted, merged regions, or sets s->pre_whole.  A match of a keyword
+ * pattern lies whole in a keyword region's window (engine_regions_from_hits),
+ * so the prefilter sees its end there as it would in the whole buffer. */
+static int prefilter_buffer(kh_scratch *s, const engine_region *regions, size_t nregions)
+{
+    s->npre = 0;
+    s->pre_whole = 0;
+    int rc = KH_OK;
+    if (!regions) {
+        rc = prefilter_range(s, 0, s->len);
+    } else {
+        size_t done = 0; /* windows of adjacent regions may overlap */
+        for (size_t i = 0; i < nregions && rc == KH_OK && !s->pre_whole; i++) {
+            size_t reach = region_reach(s->engine, &regions[i]);
+            size_t a = regions[i].start > reach ? regions[i].start - reach : 0;
+            size_t b = regions[i].end + reach < s->len ? regions[i].end + reach : s->len;
+            if (a < done)
+                a = done;
+            if (a < b)
+                rc = prefilter_range(s, a, b);
+            done = b > done ? b : done;
+        }
+    }
+    if (rc == KH_OK)
+        prefilter_merge(s);
+    return rc;
 }
 
 /* Scans a whole buffer in blocks, or only the given regions (sorted,
@@ -647,21 +687,16 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
     /* Everything in blocks; for a region scan only the patterns that have no
      * keyword, from their own database. */
     const hs_database_t *whole = regions ? e->db_unanchored : e->db;
-    if (!regions && e->db && e->db_prefilter) {
-        /* Only around the ends the prefilter reports (see the top). */
-        rc = prefilter_buffer(s);
-        if (rc == KH_OK && !s->pre_whole) {
-            whole = NULL;
-            for (size_t i = 0; i < s->npre && rc == KH_OK; i++) {
-                size_t a = s->pre[i].start, b = s->pre[i].end < len ? s->pre[i].end : len;
-                for (size_t own = a; own < b && rc == KH_OK && !s->timed_out;
-                     own += e->block_size)
-                    rc = scan_region(s, f, e->db, own,
-                                     own + e->block_size < b ? own + e->block_size : b,
-                                     s->pre[i].reach);
-            }
-        }
+    /* Without regions every pattern, with them the keyword patterns: the
+     * SOM database runs only around the ends the prefilter reports (see the
+     * top), over the whole buffer or over the keyword regions' windows. */
+    int prefiltered = 0;
+    if (e->db && e->db_prefilter) {
+        rc = prefilter_buffer(s, regions, nregions);
+        prefiltered = rc == KH_OK && !s->pre_whole;
     }
+    if (!regions && prefiltered)
+        whole = NULL;
     if (whole && rc == KH_OK) {
         s->only_unanchored = regions != NULL;
         for (size_t own = 0; own < len && rc == KH_OK && !s->timed_out; own += e->block_size)
@@ -669,20 +704,21 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
                              own + e->block_size < len ? own + e->block_size : len, e->overlap);
         s->only_unanchored = 0;
     }
-    if (regions) {
-        s->region_mode = 1;
-        for (size_t i = 0; i < nregions && rc == KH_OK; i++) {
-            size_t a = regions[i].start < len ? regions[i].start : len;
-            size_t b = regions[i].end < len ? regions[i].end : len;
-            size_t reach = regions[i].reach && regions[i].reach < e->overlap ? regions[i].reach
-                                                                             : e->overlap;
-            /* Regions longer than a block are cut into blocks. */
-            for (size_t own = a; own < b && rc == KH_OK && !s->timed_out; own += e->block_size)
-                rc = scan_region(s, f, e->db, own,
-                                 own + e->block_size < b ? own + e->block_size : b, reach);
-        }
-        s->region_mode = 0;
+    s->region_mode = regions != NULL;
+    if (prefiltered) {
+        regions = s->pre;
+        nregions = s->npre;
     }
+    for (size_t i = 0; i < nregions && rc == KH_OK; i++) {
+        size_t a = regions[i].start < len ? regions[i].start : len;
+        size_t b = regions[i].end < len ? regions[i].end : len;
+        size_t reach = region_reach(e, &regions[i]);
+        /* Regions longer than a block are cut into blocks. */
+        for (size_t own = a; own < b && rc == KH_OK && !s->timed_out; own += e->block_size)
+            rc = scan_region(s, f, e->db, own, own + e->block_size < b ? own + e->block_size : b,
+                             reach);
+    }
+    s->region_mode = 0;
     if (rc == KH_OK)
         scan_fallback(s, f);
     if (rc == KH_OK)
