@@ -341,11 +341,12 @@ int main(int argc, char **argv)
                (after.confirm_ns - before.confirm_ns) / 1e9 / n);
         uint64_t bytes = after.bytes - before.bytes;
         printf("gpu device busy: %.2f GB/s of lock-held time; hits %.2f/KiB, regions %.2f/KiB "
-               "covering %.1f%% of the bytes\n",
+               "covering %.1f%% of the bytes; %.1f%% of the bytes decoded\n",
                bytes / ((after.device_ns - before.device_ns) / 1e9) / 1e9,
                (after.hits - before.hits) * 1024.0 / (bytes ? bytes : 1),
                (after.regions - before.regions) * 1024.0 / (bytes ? bytes : 1),
-               100.0 * (after.region_bytes - before.region_bytes) / (bytes ? bytes : 1));
+               100.0 * (after.region_bytes - before.region_bytes) / (bytes ? bytes : 1),
+               100.0 * (after.decoded_bytes - before.decoded_bytes) / (bytes ? bytes : 1));
         kh_gpu_close(r.gpu);
     }
     int rc = 0;

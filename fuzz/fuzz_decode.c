@@ -6,6 +6,8 @@
  * every span lies within its input, every decoding within result->buf,
  * spans come sorted and the budget is kept.  Also drives the three public
  * single decoders with out_cap == len, which must always be enough.
+ * decode_find_marked with decode_marks' marks (what the GPU path runs)
+ * must give decode_find's spans exactly, at both budgets.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
  *       fuzz/fuzz_decode.c src/decode/decode.c -o fuzz_decode
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "decode/decode.h"
+#include "decode/trigger.h"
 
 static void check(const uint8_t *in, size_t len, const decode_result *r, size_t budget)
 {
@@ -35,8 +38,35 @@ static void check(const uint8_t *in, size_t len, const decode_result *r, size_t 
     }
 }
 
+/* decode_find_marked must agree with decode_find span for span. */
+static void check_marked(const uint8_t *in, size_t len, size_t budget)
+{
+    uint64_t *marks = malloc(((len + DT_SEG - 1) / DT_SEG + 1) * sizeof *marks);
+    if (!marks)
+        return;
+    size_t nm = decode_marks(in, len, marks);
+    decode_result a = {0}, b = {0};
+    if (decode_find(in, len, budget, &a) == 0 &&
+        decode_find_marked(in, len, marks, nm, budget, &b, NULL) == 0) {
+        if (a.count != b.count || a.truncated != b.truncated || a.len != b.len)
+            abort();
+        for (size_t i = 0; i < a.count; i++) {
+            const decode_span *x = &a.spans[i], *y = &b.spans[i];
+            if (x->offset != y->offset || x->length != y->length || strcmp(x->kind, y->kind) ||
+                x->out_len != y->out_len ||
+                memcmp(a.buf + x->out_offset, b.buf + y->out_offset, x->out_len))
+                abort();
+        }
+    }
+    decode_result_free(&a);
+    decode_result_free(&b);
+    free(marks);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_marked(data, size, 64);
+    check_marked(data, size, 1 << 20);
     decode_result r = {0}, next = {0};
     if (decode_find(data, size, 64, &r) == 0)
         check(data, size, &r, 64);

@@ -34,6 +34,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "decode/trigger.h"
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -204,13 +206,7 @@ static size_t utf8_put(uint32_t cp, uint8_t *out)
  * get less slack: a uniformly random byte is "good" about 4 times in 10, so
  * 2 bad bytes in 15 would let through about one random 20-character base64
  * word in ten thousand; one bad byte per 16 lets through one in millions. */
-/* The most bad bytes is_text lets through in n; never smaller for a
- * larger n, so a bound on the length gives a bound on the bad bytes. */
-static size_t text_max_bad(size_t n)
-{
-    /* good/n >= 0.85, i.e. bad * 20 <= 3n, without division by n. */
-    return n < 32 ? n / 16 : 3 * n / 20;
-}
+#define text_max_bad dt_text_max_bad /* trigger.h */
 
 static int is_text(const uint8_t *p, size_t n)
 {
@@ -236,9 +232,7 @@ static int is_text(const uint8_t *p, size_t n)
 /* Bytes is_text counts bad wherever they stand: neither text, nor a UTF-8
  * lead, nor a continuation byte (so no sequence before them takes them
  * in).  NUL is left out: a trailing run of it is trimmed before the test. */
-#define ALWAYS_BAD(c)                                                                        \
-    (((c) >= 1 && (c) < 0x20 && (c) != '\t' && (c) != '\n' && (c) != '\r') || (c) == 0x7F ||    \
-     (c) == 0xC0 || (c) == 0xC1 || (c) >= 0xF5)
+#define ALWAYS_BAD(c) DT_ALWAYS_BAD(c) /* trigger.h */
 #define ALWAYS_BAD4(n) ALWAYS_BAD(n), ALWAYS_BAD(n + 1), ALWAYS_BAD(n + 2), ALWAYS_BAD(n + 3)
 #define ALWAYS_BAD16(n) ALWAYS_BAD4(n), ALWAYS_BAD4(n + 4), ALWAYS_BAD4(n + 8), ALWAYS_BAD4(n + 12)
 #define ALWAYS_BAD64(n) ALWAYS_BAD16(n), ALWAYS_BAD16(n + 16), ALWAYS_BAD16(n + 32), ALWAYS_BAD16(n + 48)
@@ -1338,4 +1332,106 @@ int decode_find(const uint8_t *data, size_t len, size_t max_out, decode_result *
         qsort(res->spans + f.first_span, res->count - f.first_span, sizeof *res->spans,
               span_order);
     return f.oom ? -1 : 0;
+}
+
+/* Whether data may be cut before byte c (0 < c < len) without cutting a
+ * run any pass finds: c starts a line, and the line before neither ends in
+ * a quoted-printable soft break ("=\n", "=\r\n") nor in a base64 run long
+ * enough to continue on the next line (b64_extent); every other run ends
+ * at a line end, and no pass looks back across one. */
+static int is_cut(const uint8_t *d, size_t c)
+{
+    if (d[c - 1] != '\n')
+        return 0;
+    size_t k = c - 1; /* the line's terminator */
+    if (k > 0 && d[k - 1] == '\r')
+        k--;
+    if (k > 0 && d[k - 1] == '=')
+        return 0;
+    size_t run = 0;
+    while (run < B64_WRAP_MIN && run < k && is_b64(d[k - 1 - run]))
+        run++;
+    return run < B64_WRAP_MIN;
+}
+
+/* The first cut after `from`, or len. */
+static size_t cut_after(const uint8_t *d, size_t len, size_t from)
+{
+    for (size_t i = from; i < len;) {
+        const uint8_t *nl = memchr(d + i, '\n', len - i);
+        if (!nl || (size_t)(nl - d) + 1 >= len)
+            break;
+        i = (size_t)(nl - d) + 1;
+        if (i > from && is_cut(d, i))
+            return i;
+    }
+    return len;
+}
+
+/* The last cut at or before `at`, or lo (a cut, or 0). */
+static size_t cut_before(const uint8_t *d, size_t lo, size_t at)
+{
+    for (size_t c = at; c > lo; c--)
+        if (is_cut(d, c))
+            return c;
+    return lo;
+}
+
+int decode_find_marked(const uint8_t *data, size_t len, const uint64_t *marks, size_t nmarks,
+                       size_t max_out, decode_result *res, size_t *decoded_bytes)
+{
+    size_t first = res->count, len0 = res->len, done = 0, fed = 0, widest = 0;
+    int truncated0 = res->truncated, whole = 0;
+    for (size_t i = 0; i < nmarks && !whole; i++) {
+        /* What the mark covers, [m, m + DT_SEG), less what is decoded. */
+        size_t m = marks[i] < len ? (size_t)marks[i] : len;
+        size_t last = m + DT_SEG - 1 < len ? m + DT_SEG - 1 : len;
+        size_t from = m > done ? m : done;
+        if (from >= len || from > last)
+            continue;
+        size_t a = cut_before(data, done, from);
+        size_t b = cut_after(data, len, last);
+        size_t before = res->count, used = res->len - len0;
+        if (decode_find(data + a, b - a, max_out - used, res) != 0)
+            return -1;
+        for (size_t k = before; k < res->count; k++)
+            res->spans[k].offset += a;
+        fed += b - a;
+        widest = b - a > widest ? b - a : widest;
+        done = b;
+        whole = res->truncated || res->count - first >= DECODE_MAX_SPANS;
+    }
+    /* Each decoding had room for its whole bound (decoding the same, in
+     * either order) if what is left after all of them still holds the
+     * largest: one within a piece, or one outside them all, which only a
+     * base64 run shorter than DT_MAX_RUN that no mark covers can be. */
+    if (widest < DT_MAX_RUN)
+        widest = DT_MAX_RUN;
+    if (fed && max_out - (res->len - len0) < widest)
+        whole = 1;
+    if (whole) {
+        res->count = first;
+        res->len = len0;
+        res->truncated = truncated0;
+        fed = len;
+        if (decode_find(data, len, max_out, res) != 0)
+            return -1;
+    }
+    if (decoded_bytes)
+        *decoded_bytes = fed;
+    return 0;
+}
+
+size_t decode_marks(const uint8_t *data, size_t len, uint64_t *marks)
+{
+    size_t n = 0;
+    for (size_t seg = 0; seg < len; seg += DT_SEG) {
+        size_t end = seg + DT_SEG < len ? seg + DT_SEG : len;
+        for (size_t p = seg; p < end; p++)
+            if (dt_trigger(data, p, len)) {
+                marks[n++] = p;
+                break;
+            }
+    }
+    return n;
 }

@@ -40,6 +40,24 @@ typedef struct decode_result {
  * Returns 0, or -1 on out of memory. */
 int decode_find(const uint8_t *data, size_t len, size_t max_out, decode_result *res);
 
+/* decode_find over the pieces of data that hold a mark, with the same
+ * result as decode_find over all of data.  marks (ascending offsets) say
+ * where decode/trigger.h's dt_trigger may hold: every position where it
+ * holds lies in [m, m + DT_SEG) of some mark m.  Pieces are cut at line
+ * starts that no encoded run crosses (not after a quoted-printable soft
+ * break or a base64 line long enough to continue), so the spans found
+ * piece by piece are those of the whole.  When that cannot be shown (the
+ * decoding budget or the span limit comes near), it decodes the whole
+ * buffer instead.  *decoded_bytes (if set) gets how many bytes were given
+ * to decode_find.  Returns 0, or -1 on out of memory. */
+int decode_find_marked(const uint8_t *data, size_t len, const uint64_t *marks, size_t nmarks,
+                       size_t max_out, decode_result *res, size_t *decoded_bytes);
+
+/* Fills marks (room for (len + DT_SEG - 1) / DT_SEG) with the first
+ * position of each DT_SEG-byte segment of data where dt_trigger holds, as
+ * the GPU backend does; returns how many. */
+size_t decode_marks(const uint8_t *data, size_t len, uint64_t *marks);
+
 void decode_result_reset(decode_result *res); /* keeps the memory */
 void decode_result_free(decode_result *res);
 

@@ -118,6 +118,21 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
                         const engine_region *regions, size_t nregions, kh_on_finding cb,
                         void *ctx);
 
+/* What the GPU found in a chunk: keyword regions, and where decode-through
+ * could find something (decode/trigger.h): the chunk's own bytes are then
+ * decoded only in the paragraphs that hold a mark (decode_find_marked),
+ * with the same spans as decoding them all. */
+typedef struct engine_hints {
+    const engine_region *regions;
+    size_t nregions;
+    const uint64_t *marks; /* ascending offsets in the chunk */
+    size_t nmarks;
+    size_t decoded_bytes; /* out: bytes of the chunk given to decode_find */
+} engine_hints;
+
+int engine_scan_hinted(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk,
+                       engine_hints *h, kh_on_finding cb, void *ctx);
+
 /* Keyword table for candidate finders: keyword i of the whole set, its
  * detector, and the detector's widest match.  Keywords match ASCII
  * case-insensitively. */

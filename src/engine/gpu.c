@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "decode/decode.h"
+#include "decode/trigger.h"
 #include "engine/engine.h"
 #include "engine/gpu.h"
 
@@ -64,7 +66,7 @@ struct kh_gpu {
     gpu_pack *packs;
     /* Where the time goes (gpu_stats_get). */
     atomic_ullong st_batches, st_bytes, st_pack_ns, st_wait_ns, st_device_ns, st_confirm_ns,
-        st_hits, st_regions, st_region_bytes;
+        st_hits, st_regions, st_region_bytes, st_decoded_bytes;
 };
 
 static uint64_t clock_ns(void)
@@ -88,6 +90,7 @@ void gpu_stats_get(const kh_gpu *g, gpu_stats *out)
     out->hits = atomic_load(&g->st_hits);
     out->regions = atomic_load(&g->st_regions);
     out->region_bytes = atomic_load(&g->st_region_bytes);
+    out->decoded_bytes = atomic_load(&g->st_decoded_bytes);
 }
 
 /* The smallest free buffer that holds `need` bytes, else the largest:
@@ -1006,6 +1009,12 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
     return rc;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *chunks,
                   size_t n, kh_on_batch_finding cb, void *ctx, int *status)
 {
@@ -1021,10 +1030,12 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
     if (gpu_collect_hits(g, chunks, n, &hits, &nhits) != KH_OK)
         return scan_batch_cpu(e, s, chunks, 0, n, &bc, status); /* same findings */
     uint64_t *offsets = malloc((nhits + 1) * sizeof *offsets);
+    uint64_t *marks = malloc((nhits + 1) * sizeof *marks);
     uint32_t *keywords = malloc((nhits + 1) * sizeof *keywords);
     engine_region *regions = malloc((nhits + 1) * sizeof *regions);
-    if (!offsets || !keywords || !regions) {
+    if (!offsets || !marks || !keywords || !regions) {
         free(offsets);
+        free(marks);
         free(keywords);
         free(regions);
         free(hits);
@@ -1032,17 +1043,22 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
     }
     int rc = KH_OK;
     size_t h = 0;
-    uint64_t c0 = clock_ns(), nregions = 0, region_bytes = 0, bytes = 0;
+    uint64_t c0 = clock_ns(), nregions = 0, region_bytes = 0, bytes = 0, decoded = 0;
     for (size_t i = 0; i < n && rc == KH_OK; i++) {
-        size_t m = 0;
+        size_t m = 0, nm = 0;
         while (h < nhits && hits[h].chunk < i)
             h++; /* a stray index would be a backend bug; skip it */
-        while (h < nhits && hits[h].chunk == i) {
+        for (; h < nhits && hits[h].chunk == i; h++) {
+            if (hits[h].keyword == GPU_DECODE_MARK) {
+                marks[nm++] = hits[h].offset;
+                continue;
+            }
             offsets[m] = hits[h].offset;
             keywords[m] = hits[h].keyword;
             m++;
-            h++;
         }
+        if (nm > 1)
+            qsort(marks, nm, sizeof *marks, cmp_u64);
         size_t nr = engine_regions_from_hits(e, offsets, keywords, m, chunks[i].len, regions,
                                              m + 1);
         nregions += nr;
@@ -1050,7 +1066,9 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
             region_bytes += regions[r].end - regions[r].start;
         bytes += chunks[i].len;
         bc.chunk = i;
-        int crc = engine_scan_regions(e, s, &chunks[i], regions, nr, batch_trampoline, &bc);
+        engine_hints hints = {.regions = regions, .nregions = nr, .marks = marks, .nmarks = nm};
+        int crc = engine_scan_hinted(e, s, &chunks[i], &hints, batch_trampoline, &bc);
+        decoded += hints.decoded_bytes;
         if (status)
             status[i] = crc;
         if (crc == KH_ESTOPPED)
@@ -1062,7 +1080,9 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
     atomic_fetch_add(&g->st_hits, nhits);
     atomic_fetch_add(&g->st_regions, nregions);
     atomic_fetch_add(&g->st_region_bytes, region_bytes);
+    atomic_fetch_add(&g->st_decoded_bytes, decoded);
     free(offsets);
+    free(marks);
     free(keywords);
     free(regions);
     free(hits);
@@ -1193,6 +1213,34 @@ static void ref_filter(gpu_session *s, size_t from, const uint8_t *data, size_t 
     s->nhits = w;
 }
 
+/* Appends chunk's decode marks (decode_marks: segments from the chunk's
+ * start, which the device's contract allows as well). */
+static int ref_marks(gpu_session *s, const uint8_t *data, size_t len, uint32_t chunk)
+{
+    size_t room = (len + DT_SEG - 1) / DT_SEG + 1;
+    uint64_t *marks = malloc(room * sizeof *marks);
+    if (!marks)
+        return 1;
+    size_t n = decode_marks(data, len, marks);
+    if (s->nhits + n > s->cap) {
+        size_t ncap = s->cap ? s->cap : 64;
+        while (ncap < s->nhits + n)
+            ncap *= 2;
+        gpu_hit *grown = realloc(s->hits, ncap * sizeof *grown);
+        if (!grown) {
+            free(marks);
+            return 1;
+        }
+        s->hits = grown;
+        s->cap = ncap;
+    }
+    for (size_t i = 0; i < n; i++)
+        s->hits[s->nhits++] = (gpu_hit){.offset = marks[i], .chunk = chunk,
+                                        .keyword = GPU_DECODE_MARK};
+    free(marks);
+    return 0;
+}
+
 static int ref_open(const char *const *keywords, uint32_t n, const gpu_session_opts *o,
                     gpu_session **out, char *msg, size_t cap)
 {
@@ -1250,6 +1298,10 @@ static int ref_submit(gpu_session *s, const uint8_t *const *data, const size_t *
             return 1;
         }
         ref_filter(s, from, data[i], len[i]);
+        if (ref_marks(s, data[i], len[i], (uint32_t)i)) {
+            snprintf(msg, cap, "out of memory");
+            return 1;
+        }
     }
     res->hits = s->hits;
     res->nhits = s->nhits;
@@ -1280,6 +1332,10 @@ static int ref_submit_packed(gpu_session *s, const uint8_t *packed, const uint64
             return 1;
         }
         ref_filter(s, from, packed + starts[i], clen);
+        if (ref_marks(s, packed + starts[i], clen, (uint32_t)i)) {
+            snprintf(msg, cap, "out of memory");
+            return 1;
+        }
     }
     res->hits = s->hits;
     res->nhits = s->nhits;

@@ -26,7 +26,7 @@ extern "C" {
 
 /* Bumped whenever a struct or signature below changes; the loader refuses a
  * library that reports another version. */
-#define GPU_ABI_VERSION 2
+#define GPU_ABI_VERSION 3
 
 /* A packed batch (session_submit_packed) ends with this many zero bytes
  * after its last chunk's NUL: the kernel reads a little past the end. */
@@ -50,7 +50,13 @@ typedef struct gpu_keyword_filter {
 
 /* One keyword occurrence: keyword `keyword` starts at byte `offset` of chunk
  * `chunk` of the submitted batch.  A session returns hits grouped by chunk in
- * ascending chunk order (offsets within a chunk in no particular order). */
+ * ascending chunk order (offsets within a chunk in no particular order).
+ * Hits whose keyword is GPU_DECODE_MARK are decode marks: within each
+ * GPU_DECODE_SEG-byte segment of the packed batch, the first position where
+ * decode/trigger.h's dt_trigger holds, and again the first after each NUL
+ * (so every chunk's own triggers are covered by marks in that chunk). */
+#define GPU_DECODE_MARK 0xFFFFFFFFu
+#define GPU_DECODE_SEG 16
 typedef struct gpu_hit {
     uint64_t offset;
     uint32_t chunk;
@@ -136,6 +142,7 @@ typedef struct gpu_stats {
     uint64_t device_ns;        /* holding it: copy, kernel, hit readback */
     uint64_t confirm_ns;       /* CPU confirmation of the candidate regions */
     uint64_t hits, regions, region_bytes;
+    uint64_t decoded_bytes; /* of the chunks' own bytes, given to decode_find */
 } gpu_stats;
 void gpu_stats_get(const kh_gpu *g, gpu_stats *out);
 

@@ -77,6 +77,7 @@ struct kh_scratch {
     int timed_out;
     size_t *last_end; /* per pattern, within the current buffer */
     uint8_t *triggered; /* per detector: a fallback keyword was seen */
+    engine_hints *hints; /* the GPU's decode marks for the root buffer, or NULL */
     hit *hits;
     size_t nhits, hits_cap;
     hit_companion *comps;
@@ -480,7 +481,10 @@ static int scan_decoded(kh_scratch *s, const scan_frame *f, const uint8_t *data,
         return KH_OK;
     decode_result *res = &s->decoded[f->depth];
     decode_result_reset(res);
-    if (decode_find(data, len, s->decode_budget, res) != 0)
+    engine_hints *h = f->depth == 0 ? s->hints : NULL;
+    if (h ? decode_find_marked(data, len, h->marks, h->nmarks, s->decode_budget, res,
+                               &h->decoded_bytes) != 0
+          : decode_find(data, len, s->decode_budget, res) != 0)
         return KH_ENOMEM;
     s->decode_budget = res->len >= s->decode_budget ? 0 : s->decode_budget - res->len;
     for (size_t i = 0; i < res->count && !over_budget(s); i++) {
@@ -786,9 +790,9 @@ static void cursor_advance(line_cursor *c, const uint8_t *d, size_t to)
     }
 }
 
-int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk,
-                        const engine_region *regions, size_t nregions, kh_on_finding cb,
-                        void *ctx)
+static int scan_chunk(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk,
+                      const engine_region *regions, size_t nregions, engine_hints *h,
+                      kh_on_finding cb, void *ctx)
 {
     if (!e || !s || !chunk || (!chunk->data && chunk->len) || s->engine != e)
         return KH_EINVAL;
@@ -802,7 +806,9 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
                      ENGINE_TIME_BUDGET_NS_PER_MIB * (uint64_t)(chunk->len >> 20);
     s->decode_budget = e->decode_max_bytes;
     scan_frame root = {.root = chunk};
+    s->hints = h;
     int rc = scan_buffer_regions(s, &root, chunk->data, chunk->len, regions, nregions);
+    s->hints = NULL;
     if (rc != KH_OK)
         return rc;
     if (s->nhits > 1) /* hits is NULL before the first hit */
@@ -851,8 +857,24 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
                                                                                : KH_OK;
 }
 
+int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk,
+                        const engine_region *regions, size_t nregions, kh_on_finding cb,
+                        void *ctx)
+{
+    return scan_chunk(e, s, chunk, regions, nregions, NULL, cb, ctx);
+}
+
+int engine_scan_hinted(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk,
+                       engine_hints *h, kh_on_finding cb, void *ctx)
+{
+    if (!h)
+        return KH_EINVAL;
+    h->decoded_bytes = 0;
+    return scan_chunk(e, s, chunk, h->regions, h->nregions, h, cb, ctx);
+}
+
 int kh_scan(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk, kh_on_finding cb,
             void *ctx)
 {
-    return engine_scan_regions(e, s, chunk, NULL, 0, cb, ctx);
+    return scan_chunk(e, s, chunk, NULL, 0, NULL, cb, ctx);
 }

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "decode/decode.h"
+#include "decode/trigger.h"
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
@@ -599,6 +600,91 @@ static void test_appends_to_result(void **state)
     decode_result_free(&r);
 }
 
+/* decode_find_marked with decode_marks' marks gives decode_find's spans,
+ * byte for byte; returns how many bytes it decoded. */
+static size_t assert_marked_same(const uint8_t *d, size_t n, size_t budget)
+{
+    uint64_t *marks = malloc(((n + DT_SEG - 1) / DT_SEG + 1) * sizeof *marks);
+    assert_non_null(marks);
+    size_t nm = decode_marks(d, n, marks), fed = 0;
+    decode_result a = {0}, b = {0};
+    assert_int_equal(decode_find(d, n, budget, &a), 0);
+    assert_int_equal(decode_find_marked(d, n, marks, nm, budget, &b, &fed), 0);
+    assert_int_equal(a.count, b.count);
+    assert_int_equal(a.truncated, b.truncated);
+    for (size_t i = 0; i < a.count; i++) {
+        const decode_span *x = &a.spans[i], *y = &b.spans[i];
+        assert_int_equal(x->offset, y->offset);
+        assert_int_equal(x->length, y->length);
+        assert_string_equal(x->kind, y->kind);
+        assert_int_equal(x->out_len, y->out_len);
+        assert_memory_equal(a.buf + x->out_offset, b.buf + y->out_offset, x->out_len);
+    }
+    decode_result_free(&a);
+    decode_result_free(&b);
+    free(marks);
+    return fed;
+}
+
+/* The GPU's decode marks: decoding only the marked paragraphs finds what
+ * decoding everything finds, on every kind of span, next to paragraph cuts
+ * and line joins, and on random mixtures of them. */
+static void test_marked_paragraphs(void **state)
+{
+    (void)state;
+    static const char *const frags[] = {
+        "token: dGhpcyBpcyBhIHNlY3JldCB0b2tlbiB2YWx1ZQ==\n",
+        "-----BEGIN PRIVATE KEY-----\nTUlJRXZRSUJBREFOQmdrcWhraUc5dzBCQVFFRkFBU0NCS2N3Z2dTakFnRUFB\n"
+        "b0lCQVFDN1ZKVFV0OVVzOGNLalpkQ2RCNGFCQ2RFZkdoSWpLbE1uT3BRclN0VXZX\nZ2hp\n"
+        "-----END PRIVATE KEY-----\n",
+        "  key: |\n    c2VjcmV0X2tleV9pc19oZXJlX2FuZF9pdF9pc19sb25nX2Vub3VnaA\n"
+        "    X2FuZF9tb3JlX2Jhc2U2NF9vbl90aGVfbmV4dF9saW5lX2hlcmU=\n",
+        "url=https://h/x?k=%41%50%49%5F%4B%45%59%3Dabc123def456ghi789jkl\n",
+        "form: API_KEY%3Dsk_live_abcdefghijklmnopqrstuvwx\n",
+        "\"\\u0041\\u0042\\x43\\\"q\\\"\"\n",
+        "body=3D=\nSGVsbG8=3D=20world=\n\n",
+        "Subject: =?utf-8?Q?a?= x=3Dy=20z=\r\n",
+        "<a title=\"&quot;secret&quot; &amp; &#x41;&#66;\">\n",
+        "hex 0x6170695f6b65793d31323334353637383961626364656667 end\n",
+        "id_5f6b65793d313233343536373839616263646566_x\n",
+        "path /api/dGhpcy1pcy1hLXNlY3JldC10b2tlbi12YWx1ZQ/more\n",
+        "static int ath10k_wmi_tlv_op_gen_vdev_start(struct ath10k *ar)\n",
+        "printk(\"%02x:%02x\\n\", a, b);\n",
+        "#define X(a) \\\n\tdo { } while (0)\n",
+        "\n", "\n\n", "\r\n\r\n", "=\n", "\\", "%4", "&am", "AAAA",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwYWJjZGVmZ2hpamtsbW5vcA\n",
+    };
+    size_t nf = sizeof frags / sizeof frags[0];
+    uint64_t seed = 0x243F6A8885A308D3u;
+    uint8_t *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    for (int doc = 0; doc < 3000; doc++) {
+        size_t n = 0, parts = 1 + xorshift(&seed) % 24;
+        for (size_t k = 0; k < parts; k++) {
+            const char *f = frags[xorshift(&seed) % nf];
+            size_t l = strlen(f);
+            if (n + l + 2 > (1 << 16))
+                break;
+            /* Cut some fragments short, so runs end anywhere. */
+            if (xorshift(&seed) % 4 == 0)
+                l = 1 + xorshift(&seed) % l;
+            memcpy(buf + n, f, l);
+            n += l;
+        }
+        /* A small budget now and then takes the whole-buffer way. */
+        assert_marked_same(buf, n, doc % 7 == 0 ? 64 : 1u << 20);
+    }
+    /* Many paragraphs, one with a secret: only that one is decoded. */
+    size_t n = 0;
+    for (int k = 0; k < 200; k++)
+        n += (size_t)sprintf((char *)buf + n, "int f%d(void)\n{\n\treturn %d;\n}\n\n", k, k);
+    n += (size_t)sprintf((char *)buf + n, "%s", frags[0]);
+    size_t fed = assert_marked_same(buf, n, 1u << 20);
+    assert_true(fed > 0 && fed < n / 20);
+    free(buf);
+}
+
 static void test_random_10mb_fast(void **state)
 {
     (void)state;
@@ -750,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_two_levels_base64_of_url),
         cmocka_unit_test(test_empty_and_null),
         cmocka_unit_test(test_appends_to_result),
+        cmocka_unit_test(test_marked_paragraphs),
         cmocka_unit_test(test_random_10mb_fast),
         cmocka_unit_test(test_huge_run_respects_budget),
         cmocka_unit_test(test_span_cap),

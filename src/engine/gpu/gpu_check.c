@@ -4,6 +4,8 @@
  * random text with keywords planted in mixed case, at chunk edges and
  * across piece cuts, and requires exactly the hits of a plain CPU search,
  * in persistent and per-launch mode and through each forced failure.
+ * Encoded fragments are planted too; every position where dt_trigger holds
+ * must be covered by a decode mark of its chunk at most 15 bytes before it.
  *
  *   gpu_check LIB KEYWORDS_FILE      (one keyword per line; exit 0 = pass)
  */
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode/trigger.h"
 #include "engine/gpu.h"
 
 static int fold(int c)
@@ -45,6 +48,46 @@ static size_t reference(char **kw, uint32_t nkw, uint8_t **data, size_t *len, si
                     out[m++] = (gpu_hit){at, (uint32_t)c, k};
             }
     return m;
+}
+
+/* Moves the decode marks out of hits[0..n) into marks (sorted by chunk and
+ * offset); returns how many keyword hits are left. */
+static size_t split_marks(gpu_hit *hits, size_t n, gpu_hit *marks, size_t *nmarks)
+{
+    size_t w = 0;
+    *nmarks = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (hits[i].keyword == GPU_DECODE_MARK)
+            marks[(*nmarks)++] = hits[i];
+        else
+            hits[w++] = hits[i];
+    }
+    qsort(marks, *nmarks, sizeof *marks, cmp_hit);
+    return w;
+}
+
+/* Every trigger of every chunk (as the packed batch shows it) has a mark of
+ * its chunk within DT_SEG bytes before it. */
+static int marks_cover(const uint8_t *packed, const uint64_t *starts, const size_t *len,
+                       size_t nchunks, const gpu_hit *marks, size_t nmarks, size_t *ntrig)
+{
+    size_t limit = starts[nchunks] + GPU_PACK_PAD, k = 0;
+    *ntrig = 0;
+    for (size_t c = 0; c < nchunks; c++) {
+        for (size_t p = 0; p < len[c]; p++) {
+            if (!dt_trigger(packed, starts[c] + p, limit))
+                continue;
+            ++*ntrig;
+            while (k < nmarks && (marks[k].chunk < c || (marks[k].chunk == c &&
+                                                         marks[k].offset + DT_SEG <= p)))
+                k++;
+            if (k >= nmarks || marks[k].chunk != c || marks[k].offset > p) {
+                printf("chunk %zu: trigger at %zu has no mark\n", c, p);
+                return 0;
+            }
+        }
+    }
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -104,10 +147,23 @@ int main(int argc, char **argv)
                                                 ? k[j] - 32
                                                 : k[j]);
         }
+        /* And encoded fragments, some at the chunk's edges. */
+        static const char *const enc[] = {
+            "dGhpcyBpcyBhIHNlY3JldCB0b2tlbiB2YWx1ZQ==", "%41%50%49", "\\u0041\\x42",
+            "&amp;&#65;", "=4F=50", "6170695f6b65793d313233343536373839616263",
+            "c2VjcmV0X2tleV9pc19oZXJlX2FuZF9pdF9pc19sb25nX2Vub3VnaA\n"};
+        for (int p = 0; p < 4 && len[c] > 80; p++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *e = enc[x % 7];
+            size_t el = strlen(e);
+            size_t at = p == 0 ? 0 : p == 1 ? len[c] - el : (x >> 20) % (len[c] - el);
+            memcpy(data[c] + at, e, el);
+        }
         total += len[c];
     }
     size_t cap = 1 << 22;
     gpu_hit *want = malloc(cap * sizeof *want), *got = malloc(cap * sizeof *got);
+    gpu_hit *marks = malloc(cap * sizeof *marks);
     size_t nwant = reference(kw, nkw, data, len, NCHUNK, want, cap);
     qsort(want, nwant, sizeof *want, cmp_hit);
     printf("%zu bytes in %d chunks, %zu keyword hits expected\n", total, NCHUNK, nwant);
@@ -190,11 +246,15 @@ int main(int argc, char **argv)
                     failures++;
                     break;
                 }
+            size_t nmarks, ntrig;
+            r.nhits = split_marks(got, r.nhits, marks, &nmarks);
             qsort(got, r.nhits, sizeof *got, cmp_hit);
             int same = r.nhits == nwant && !memcmp(got, want, nwant * sizeof *got);
-            printf("%-10s force=%-10s round %d mode=%s hits=%zu %.2f ms -> %s\n", cases[t][0],
-                   cases[t][1] ? cases[t][1] : "-", round, api.session_mode(s), r.nhits,
-                   r.device_ms, same && !want_fail_submit ? "ok" : "FAIL");
+            same &= marks_cover(packed, starts, len, NCHUNK, marks, nmarks, &ntrig);
+            printf("%-10s force=%-10s round %d mode=%s hits=%zu marks=%zu (triggers %zu) "
+                   "%.2f ms -> %s\n",
+                   cases[t][0], cases[t][1] ? cases[t][1] : "-", round, api.session_mode(s),
+                   r.nhits, nmarks, ntrig, r.device_ms, same && !want_fail_submit ? "ok" : "FAIL");
             failures += !same || want_fail_submit;
         }
         api.session_close(s);

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "decode/trigger.h"
 #include "engine/gpu.h"
 
 #define THREADS 256
@@ -80,6 +81,7 @@ typedef struct tables {
     const kw_entry *kw;
     const gpu_keyword_filter *filter; /* per keyword; min_run 0 = none */
     const unsigned char *bytes; /* lower-cased keywords */
+    unsigned long long tail;    /* bytes readable past a piece: longest keyword + run */
 } tables;
 
 typedef struct sink {
@@ -215,6 +217,29 @@ __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
                 (sbits[BIT2_WORDS + BIT3_WORDS + (h4 >> 5)] >> (h4 & 31)) & 1u;
             if ((hit2 | hit3 | hit4) && at + i < valid)
                 verify<COHERENT>(buf, at + i, pair, base, t, out);
+        }
+        /* Decode marks: the first position of the segment where decode
+         * could find something (decode/trigger.h), and again after a NUL
+         * (a new chunk).  Only escape characters and the start of a base64
+         * run can be one. */
+        unsigned int prev = at ? load1<COHERENT>(buf + at - 1) : 0u, marked = 0;
+#pragma unroll
+        for (int i = 0; i < SEG; i++) {
+            unsigned int b = (words[i >> 2] >> ((i & 3) * 8)) & 0xffu;
+            if (b == 0) {
+                marked = 0;
+            } else if (!marked && at + i < valid &&
+                       (b == '%' || b == '=' || b == '\\' || b == '&' ||
+                        (dt_b64(b) && !dt_b64(prev))) &&
+                       dt_trigger(buf, at + i, valid + t.tail)) {
+                marked = 1;
+                unsigned long long k = atomicAdd(out.count, 1ull);
+                if (k < out.cap) {
+                    dev_hit h = {base + at + i, GPU_DECODE_MARK, 0};
+                    out.hits[k] = h;
+                }
+            }
+            prev = b;
         }
     }
 }
@@ -643,6 +668,7 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
     s->t.kw = (const kw_entry *)(d + off_kw);
     s->t.filter = (const gpu_keyword_filter *)(d + off_filter);
     s->t.bytes = d + off_bytes;
+    s->t.tail = (unsigned long long)(s->maxkw + s->maxrun);
     return 0;
 }
 
