@@ -53,6 +53,91 @@ static uint32_t capture_count(const pcre2_code *re)
     return n;
 }
 
+/* --- expression lists for hs_compile_multi ------------------------------
+ * Every Vectorscan database here is one hs_compile_multi call over three
+ * parallel arrays (expression, flags, id).  An expr_list builds them, and
+ * owns the keyword literals it escapes, so the databases differ only in
+ * which patterns and keywords they add, in what order, with what flags. */
+typedef struct {
+    const char **exprs;
+    unsigned *flags;
+    unsigned *ids;
+    char **owned; /* escaped keywords, freed with the list */
+    uint32_t count, owned_count;
+} expr_list;
+
+static void expr_list_free(expr_list *l)
+{
+    for (uint32_t i = 0; l->owned && i < l->owned_count; i++)
+        free(l->owned[i]);
+    free(l->owned);
+    free(l->exprs);
+    free(l->flags);
+    free(l->ids);
+    memset(l, 0, sizeof *l);
+}
+
+/* Room for cap expressions; on failure nothing is left to free. */
+static int expr_list_alloc(expr_list *l, uint32_t cap, kh_error *err)
+{
+    memset(l, 0, sizeof *l);
+    l->exprs = calloc(cap, sizeof *l->exprs);
+    l->flags = calloc(cap, sizeof *l->flags);
+    l->ids = calloc(cap, sizeof *l->ids);
+    l->owned = calloc(cap, sizeof *l->owned);
+    if (!l->exprs || !l->flags || !l->ids || !l->owned) {
+        expr_list_free(l);
+        return kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
+    }
+    return KH_OK;
+}
+
+/* Pattern i's regex, reported with id i. */
+static void expr_list_add_pattern(expr_list *l, const kh_engine *e, uint32_t i, unsigned flags)
+{
+    const spec_detector *d = detector_at(e->set, e->patterns[i].detector);
+    l->exprs[l->count] = d->patterns[e->patterns[i].index].regex;
+    l->flags[l->count] = flags;
+    l->ids[l->count++] = i;
+}
+
+/* A keyword as a caseless literal: every byte escaped as \xNN, so no byte
+ * of it is regex syntax.  Reports once per scan: the keyword only says
+ * "this detector may be here". */
+static int expr_list_add_keyword(expr_list *l, const char *kw, unsigned id, kh_error *err)
+{
+    size_t len = strlen(kw);
+    char *q = malloc(len * 4 + 1), *o = q;
+    if (!q)
+        return kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
+    for (size_t c = 0; c < len; c++)
+        o += sprintf(o, "\\x%02x", (unsigned char)kw[c]);
+    *o = 0;
+    l->owned[l->owned_count++] = q;
+    l->exprs[l->count] = q;
+    l->flags[l->count] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+    l->ids[l->count++] = id;
+    return KH_OK;
+}
+
+/* Compiles the list into *db; returns 1 on success.  On failure *db is
+ * NULL, *refused is the pattern Vectorscan names as the cause (UINT32_MAX
+ * when it names none, or a keyword), and the caller frees *ce. */
+static int expr_list_compile(const expr_list *l, const kh_engine *e, hs_database_t **db,
+                             uint32_t *refused, hs_compile_error_t **ce)
+{
+    *refused = UINT32_MAX;
+    *ce = NULL;
+    if (hs_compile_multi(l->exprs, l->flags, l->ids, l->count, HS_MODE_BLOCK, NULL, db, ce) ==
+        HS_SUCCESS)
+        return 1;
+    *db = NULL;
+    if (*ce && (*ce)->expression >= 0 && (uint32_t)(*ce)->expression < l->count &&
+        l->ids[(*ce)->expression] < e->pattern_count)
+        *refused = l->ids[(*ce)->expression];
+    return 0;
+}
+
 /* Builds the Vectorscan database from patterns still marked on_vectorscan
  * plus the keyword literals of fallback detectors.  On a refused pattern,
  * sets *refused to its pattern index and returns KH_EREGEX. */
@@ -65,68 +150,29 @@ static int build_database(kh_engine *e, uint32_t *refused, kh_error *err)
     *refused = UINT32_MAX;
     if (total == 0)
         return KH_OK;
-    const char **exprs = calloc(total, sizeof *exprs);
-    unsigned *flags = calloc(total, sizeof *flags);
-    unsigned *ids = calloc(total, sizeof *ids);
-    char **owned = calloc(e->keyword_count + 1, sizeof *owned);
-    int rc = KH_OK;
-    if (!exprs || !flags || !ids || !owned) {
-        rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
-        goto out;
-    }
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < e->pattern_count; i++) {
-        if (!e->patterns[i].on_vectorscan)
-            continue;
-        const spec_detector *d = detector_at(e->set, e->patterns[i].detector);
-        exprs[k] = d->patterns[e->patterns[i].index].regex;
-        flags[k] = HS_FLAG_SOM_LEFTMOST;
-        ids[k] = i;
-        k++;
-    }
-    /* Keyword literals of fallback detectors, as escaped caseless regexes. */
-    for (uint32_t j = 0; j < e->keyword_count; j++) {
+    expr_list l;
+    int rc = expr_list_alloc(&l, total, err);
+    if (rc != KH_OK)
+        return rc;
+    for (uint32_t i = 0; i < e->pattern_count; i++)
+        if (e->patterns[i].on_vectorscan)
+            expr_list_add_pattern(&l, e, i, HS_FLAG_SOM_LEFTMOST);
+    /* Keyword literals of fallback detectors. */
+    for (uint32_t j = 0; j < e->keyword_count && rc == KH_OK; j++) {
         const spec_detector *d = detector_at(e->set, e->keyword_detector[j]);
-        const char *kw = d->keywords[e->keyword_index[j]];
-        size_t len = strlen(kw);
-        char *q = malloc(len * 4 + 1);
-        if (!q) {
-            rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
-            goto out;
-        }
-        char *o = q;
-        for (size_t c = 0; c < len; c++)
-            o += sprintf(o, "\\x%02x", (unsigned char)kw[c]);
-        *o = 0;
-        owned[j] = q;
-        exprs[k] = q;
-        flags[k] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
-        ids[k] = e->pattern_count + j;
-        k++;
+        rc = expr_list_add_keyword(&l, d->keywords[e->keyword_index[j]], e->pattern_count + j,
+                                   err);
     }
-    total = k;
     hs_compile_error_t *ce = NULL;
-    if (hs_compile_multi(exprs, flags, ids, total, HS_MODE_BLOCK, NULL, &e->db, &ce) !=
-        HS_SUCCESS) {
-        if (ce && ce->expression >= 0 && (uint32_t)ce->expression < total &&
-            ids[ce->expression] < e->pattern_count) {
-            *refused = ids[ce->expression];
+    if (rc == KH_OK && !expr_list_compile(&l, e, &e->db, refused, &ce)) {
+        if (*refused != UINT32_MAX)
             rc = KH_EREGEX;
-        } else {
+        else
             rc = kh_error_set(err, KH_EINTERNAL, "vectorscan: %s",
                               ce ? ce->message : "compile failed");
-        }
         hs_free_compile_error(ce);
-        e->db = NULL;
     }
-out:
-    if (owned)
-        for (uint32_t i = 0; i < e->keyword_count; i++)
-            free(owned[i]);
-    free(owned);
-    free(exprs);
-    free(flags);
-    free(ids);
+    expr_list_free(&l);
     return rc;
 }
 
@@ -376,34 +422,20 @@ static int build_unanchored(kh_engine *e, kh_error *err)
         n += e->patterns[i].on_vectorscan && !e->patterns[i].anchored;
     if (n == 0)
         return KH_OK;
-    const char **exprs = calloc(n, sizeof *exprs);
-    unsigned *flags = calloc(n, sizeof *flags);
-    unsigned *ids = calloc(n, sizeof *ids);
-    int rc = KH_OK;
-    if (!exprs || !flags || !ids) {
-        rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
-        goto out;
-    }
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < e->pattern_count; i++) {
-        if (!e->patterns[i].on_vectorscan || e->patterns[i].anchored)
-            continue;
-        const spec_detector *d = detector_at(e->set, e->patterns[i].detector);
-        exprs[k] = d->patterns[e->patterns[i].index].regex;
-        flags[k] = HS_FLAG_SOM_LEFTMOST;
-        ids[k++] = i;
-    }
+    expr_list l;
+    int rc = expr_list_alloc(&l, n, err);
+    if (rc != KH_OK)
+        return rc;
+    for (uint32_t i = 0; i < e->pattern_count; i++)
+        if (e->patterns[i].on_vectorscan && !e->patterns[i].anchored)
+            expr_list_add_pattern(&l, e, i, HS_FLAG_SOM_LEFTMOST);
+    uint32_t refused;
     hs_compile_error_t *ce = NULL;
-    if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &e->db_unanchored, &ce) !=
-        HS_SUCCESS) {
+    if (!expr_list_compile(&l, e, &e->db_unanchored, &refused, &ce)) {
         rc = kh_error_set(err, KH_EINTERNAL, "vectorscan: %s", ce ? ce->message : "compile failed");
         hs_free_compile_error(ce);
-        e->db_unanchored = NULL;
     }
-out:
-    free(exprs);
-    free(flags);
-    free(ids);
+    expr_list_free(&l);
     return rc;
 }
 
@@ -462,52 +494,26 @@ static int build_prefilter(kh_engine *e, kh_error *err)
             total += e->patterns[i].prefilter != 0;
         if (total == 0)
             return KH_OK;
-        const char **exprs = calloc(total, sizeof *exprs);
-        unsigned *flags = calloc(total, sizeof *flags);
-        unsigned *ids = calloc(total, sizeof *ids);
-        char **owned = calloc(e->pf_keyword_count + 1, sizeof *owned);
-        uint32_t k = 0, nown = 0;
-        int retry = 0; /* set before any goto out: it is read there */
-        if (!exprs || !flags || !ids || !owned) {
-            rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
-            goto out;
-        }
+        expr_list l;
+        if ((rc = expr_list_alloc(&l, total, err)) != KH_OK)
+            return rc;
         for (uint32_t i = 0; i < e->pattern_count; i++) {
-            if (!e->patterns[i].prefilter)
-                continue;
-            const spec_detector *d = detector_at(e->set, e->patterns[i].detector);
-            exprs[k] = d->patterns[e->patterns[i].index].regex;
-            flags[k] = e->patterns[i].prefilter == ENGINE_PF_APPROX ? HS_FLAG_PREFILTER : 0;
-            ids[k++] = i;
+            unsigned approx = e->patterns[i].prefilter == ENGINE_PF_APPROX;
+            if (e->patterns[i].prefilter)
+                expr_list_add_pattern(&l, e, i, approx ? HS_FLAG_PREFILTER : 0);
         }
-        for (uint32_t j = 0; j < e->pf_keyword_count;) {
+        for (uint32_t j = 0; j < e->pf_keyword_count && rc == KH_OK;) {
             /* The keywords of one detector are consecutive. */
-            uint32_t di = e->pf_keyword_detector[j];
-            const spec_detector *d = detector_at(e->set, di);
-            for (size_t w = 0; w < d->keyword_count; w++, j++) {
-                const char *kw = d->keywords[w];
-                size_t len = strlen(kw);
-                char *q = malloc(len * 4 + 1), *o = q;
-                if (!q) {
-                    rc = kh_error_set(err, KH_ENOMEM, "out of memory compiling detectors");
-                    goto out;
-                }
-                for (size_t c = 0; c < len; c++)
-                    o += sprintf(o, "\\x%02x", (unsigned char)kw[c]);
-                *o = 0;
-                owned[nown++] = q;
-                exprs[k] = q;
-                flags[k] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
-                ids[k++] = e->pattern_count + j;
-            }
+            const spec_detector *d = detector_at(e->set, e->pf_keyword_detector[j]);
+            for (size_t w = 0; w < d->keyword_count && rc == KH_OK; w++, j++)
+                rc = expr_list_add_keyword(&l, d->keywords[w], e->pattern_count + j, err);
         }
+        int retry = 0;
+        uint32_t refused;
         hs_compile_error_t *ce = NULL;
-        if (hs_compile_multi(exprs, flags, ids, k, HS_MODE_BLOCK, NULL, &e->db_prefilter, &ce) !=
-            HS_SUCCESS) {
-            e->db_prefilter = NULL;
-            if (ce && ce->expression >= 0 && (uint32_t)ce->expression < k &&
-                ids[ce->expression] < e->pattern_count) {
-                engine_pattern *p = &e->patterns[ids[ce->expression]];
+        if (rc == KH_OK && !expr_list_compile(&l, e, &e->db_prefilter, &refused, &ce)) {
+            if (refused != UINT32_MAX) {
+                engine_pattern *p = &e->patterns[refused];
                 p->prefilter = p->prefilter == ENGINE_PF_EXACT ? ENGINE_PF_APPROX : 0;
                 retry = 1;
             }
@@ -516,13 +522,7 @@ static int build_prefilter(kh_engine *e, kh_error *err)
              * finds the same. */
             hs_free_compile_error(ce);
         }
-    out:
-        for (uint32_t i = 0; owned && i < nown; i++)
-            free(owned[i]);
-        free(owned);
-        free(exprs);
-        free(flags);
-        free(ids);
+        expr_list_free(&l);
         if (rc != KH_OK || !retry)
             return rc;
     }
