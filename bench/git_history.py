@@ -27,8 +27,8 @@ path and line, prints a table and writes bench/results/git-<commit>.json.
 
 Usage: git_history.py BUILD_DIR [--commits N] [--source DIR] [--threads T]
 The Linux tree is taken from --source, else /work/corpus/linux-source-6.1 or
-bench/corpus/linux-source-6.1 (bench/run.sh extracts it there), else read
-straight from /usr/src/linux-source-6.1.tar.xz.
+bench/corpus/linux-source-6.1, else scripts/linux-corpus.sh extracts it there
+(as bench/run.sh does).
 """
 import argparse
 import json
@@ -37,7 +37,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import zlib
@@ -49,36 +48,27 @@ import plant  # noqa: E402  (the credential makers of make bench)
 
 GEN_VERSION = 2  # bump when the generated history changes
 EXTS = (".c", ".h", ".S", ".rst", ".txt", ".yaml", ".py", ".sh")
-TARBALL = "/usr/src/linux-source-6.1.tar.xz"
 AUTHORS = [("Dev %02d" % i, "dev%02d@example.org" % i) for i in range(40)]
 
 
 def picked(rel, size):
     """Which Linux files the history is made of: a hash of the path, so the
-    choice is the same whether read from a tree or from the tarball."""
+    choice does not depend on the order a tree is read in."""
     return (2000 <= size <= 12000 and rel.endswith(EXTS)
             and "keyhog_planted_" not in rel and zlib.crc32(rel.encode()) % 8 == 0)
 
 
 def read_sources(src):
     files = {}
-    if src:
-        for dirpath, dirnames, filenames in os.walk(src):
-            dirnames.sort()
-            for f in filenames:
-                p = os.path.join(dirpath, f)
-                rel = os.path.relpath(p, src)
-                if os.path.islink(p) or not picked(rel, os.path.getsize(p)):
-                    continue
-                with open(p, "rb") as fh:
-                    files[rel] = fh.read()
-    else:
-        print("bench-git: reading %s (once)..." % TARBALL, file=sys.stderr)
-        with tarfile.open(TARBALL, "r|xz") as t:
-            for m in t:
-                rel = m.name.split("/", 1)[-1]
-                if m.isfile() and picked(rel, m.size):
-                    files[rel] = t.extractfile(m).read()
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            rel = os.path.relpath(p, src)
+            if os.path.islink(p) or not picked(rel, os.path.getsize(p)):
+                continue
+            with open(p, "rb") as fh:
+                files[rel] = fh.read()
     return {k: v for k, v in sorted(files.items()) if b"\0" not in v}
 
 
@@ -337,6 +327,15 @@ class History:
         self.head = c
 
 
+def linux_corpus():
+    """The tree scripts/linux-corpus.sh extracts (once) under bench/corpus/."""
+    p = subprocess.run(["sh", os.path.join(ROOT, "scripts", "linux-corpus.sh")],
+                       stdout=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise SystemExit("bench-git: no Linux source tree (or give --source DIR)")
+    return p.stdout.strip()
+
+
 def build_repo(repo, commits, src):
     sources = read_sources(src)
     print("bench-git: %d source files, writing %d commits with git fast-import..." %
@@ -430,9 +429,8 @@ def main():
                      os.path.join(ROOT, "bench", "corpus", "linux-source-6.1")):
             if not src and os.path.isdir(os.path.join(cand, "kernel")):
                 src = cand
-        if not src and not os.path.exists(TARBALL):
-            raise SystemExit("bench-git: needs the Linux source: sudo apt-get install -y "
-                             "linux-source-6.1 (or --source DIR)")
+        if not src:
+            src = linux_corpus()
         t = time.monotonic()
         build_repo(repo, a.commits, src)
         with open(stamp, "w") as f:

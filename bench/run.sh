@@ -4,19 +4,9 @@
 set -eu
 BUILD=${1:-build}
 CORPUS=bench/corpus/linux-source-6.1
-if ! [ -f /usr/src/linux-source-6.1.tar.xz ]; then
-    if [ "$(id -u)" = 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-source-6.1 >/dev/null
-    else
-        echo "bench: needs Debian's linux-source-6.1: sudo apt-get install -y linux-source-6.1" >&2
-        exit 1
-    fi
-fi
 if ! [ -f bench/corpus/.ready ]; then
-    rm -rf bench/corpus
-    mkdir -p bench/corpus
-    echo "bench: extracting the Linux source (once)..." >&2
-    tar -xJf /usr/src/linux-source-6.1.tar.xz -C bench/corpus
+    rm -rf bench/corpus  # a tree planted halfway is extracted again
+    CORPUS=$(sh scripts/linux-corpus.sh bench/corpus)
     python3 bench/plant.py "$CORPUS" 500 bench/corpus/planted.jsonl
     touch bench/corpus/.ready
 fi

@@ -14,20 +14,8 @@ LINUX=${EVAL_LINUX:-$WORK/linux-source-6.1}
 KEYHOG=$(cd "$BUILD" && pwd)/keyhog
 export KEYHOG_CACHE_DIR=${KEYHOG_CACHE_DIR:-$(pwd)/$WORK/cache}
 
-if [ -z "${EVAL_LINUX:-}" ] && ! [ -f $WORK/.ready ]; then
-    if ! [ -f /usr/src/linux-source-6.1.tar.xz ]; then
-        if [ "$(id -u)" = 0 ]; then
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-source-6.1 >/dev/null
-        else
-            echo "eval: needs Debian's linux-source-6.1: sudo apt-get install -y linux-source-6.1" >&2
-            exit 1
-        fi
-    fi
-    rm -rf $WORK/linux-source-6.1
-    mkdir -p $WORK
-    echo "eval: extracting the Linux source (once)..." >&2
-    tar -xJf /usr/src/linux-source-6.1.tar.xz -C $WORK
-    touch $WORK/.ready
+if [ -z "${EVAL_LINUX:-}" ]; then
+    LINUX=$(sh scripts/linux-corpus.sh $WORK)
 fi
 [ -d "$LINUX" ] || { echo "eval: no tree at $LINUX" >&2; exit 1; }
 
