@@ -9,28 +9,18 @@ The device half measures for real and checks auto's output against the CPU.
 import json
 import os
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from khtest import TreeTest, run, write  # noqa: E402
+from khtest import CachedTreeTest, run, write  # noqa: E402
 from test_gpu import gpu_usable, make_corpus  # noqa: E402
 
 NO_GPU = {"KEYHOG_GPU_FORCE_FAIL": "load"}
 
 
-class Base(TreeTest):
-    @classmethod
-    def setUpClass(cls):
-        # One cache directory for the class, so the compiled detectors are
-        # built once; each test removes the calibration it leaves behind.
-        cls.cache_td = tempfile.TemporaryDirectory()
-        cls.cache = cls.cache_td.name
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cache_td.cleanup()
-
+class Base(CachedTreeTest):
+    # One cache directory for the class, so the compiled detectors are built
+    # once; each test removes the calibration it leaves behind.
     def setUp(self):
         super().setUp()
         self.calibration = os.path.join(self.cache, "calibration.json")

@@ -13,8 +13,8 @@ import tempfile
 import unittest
 import zlib
 
-from khtest import jsonl, run, write
-from test_scan import DETECTOR, acme, github_token
+from khtest import acme, acme_detectors, jsonl, run, write
+from test_scan import github_token
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(n)), None)
@@ -100,8 +100,7 @@ class HtmlInChromiumTest(unittest.TestCase):
         # compiling the detectors costs seconds, Chromium a second or two.
         cls.td = tempfile.TemporaryDirectory()
         cls.tmp = cls.td.name
-        det = os.path.join(cls.tmp, "_detectors")
-        write(det, "acme-key.toml", DETECTOR)
+        det = acme_detectors(cls.tmp)
         cls.tree = os.path.join(cls.tmp, "tree")
         cls.secrets = [github_token(seed=11), github_token(seed=12), acme(3),
                        "AKIAQYLPMN5HHHFPZAM2", UNCLAIMED]

@@ -10,13 +10,12 @@ import select
 import shutil
 import struct
 import subprocess
-import tempfile
 import termios
 import threading
 import time
 import zipfile
 
-from khtest import KEYHOG, ROOT, TreeTest, jsonl, run, write
+from khtest import KEYHOG, ROOT, CachedTreeTest, jsonl, run, write
 from test_scan import github_token
 from test_sources import git
 
@@ -31,18 +30,9 @@ def merge_recipe():
     return doc[start:doc.index("```", start)]
 
 
-class ShardTest(TreeTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.cache_td = tempfile.TemporaryDirectory()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cache_td.cleanup()
-
+class ShardTest(CachedTreeTest):
     def setUp(self):
         super().setUp()
-        self.env = {"KEYHOG_CACHE_DIR": self.cache_td.name}
         self.tree = os.path.join(self.tmp, "tree")
         # 60 files over nested directories, most with their own secret, a
         # few sharing one (so dedupe has work across shards), an ignored
@@ -231,17 +221,9 @@ class ShardTest(TreeTest):
         self.assertGreater(len(fps(whole)), 40)
 
 
-class ProgressTest(TreeTest):
+class ProgressTest(CachedTreeTest):
     """The line is drawn only on a terminal, only after a second, at most
     about four times a second, and erased before the summary."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cache_td = tempfile.TemporaryDirectory()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cache_td.cleanup()
 
     def setUp(self):
         super().setUp()
@@ -254,7 +236,7 @@ class ProgressTest(TreeTest):
         for `hold` seconds once keyhog has begun to read it: a scan that
         lasts that long whatever the machine (or a sanitizer build's slow
         start).  Returns (exit status, stdout, stderr as bytes)."""
-        env = dict(os.environ, KEYHOG_CACHE_DIR=self.cache_td.name)
+        env = dict(os.environ, KEYHOG_CACHE_DIR=self.cache)
         env.pop("NO_COLOR", None)
         if tty:
             master, slave = pty.openpty()

@@ -8,7 +8,7 @@ import subprocess
 import unittest
 import zlib
 
-from khtest import KEYHOG, ROOT, TreeTest, jsonl, run, write
+from khtest import DETECTOR, KEYHOG, ROOT, TreeTest, acme, acme_detectors, jsonl, run, write
 
 B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
@@ -25,36 +25,10 @@ def github_token(prefix="ghp", seed=1):
     return f"{prefix}_{body}{digits.rjust(6, '0')}"
 
 
-DETECTOR = """\
-[detector]
-id = "acme-key"
-name = "Acme API Key"
-service = "acme"
-severity = "high"
-keywords = ["acme_"]
-description = "Grants full access to an Acme account."
-
-[[detector.patterns]]
-regex = '\\b(acme_[a-z0-9]{32})\\b'
-group = 1
-
-[[detector.tests]]
-test_positive = 'ACME = "acme_0123456789abcdefghijklmnopqrstuv"'
-[[detector.tests]]
-test_negative = 'ACME = "acme_0123"'
-"""
-
-
-def acme(seed):
-    rnd = random.Random(seed)
-    return "acme_" + "".join(rnd.choice(string.ascii_lowercase + string.digits) for _ in range(32))
-
-
 class ScanTest(TreeTest):
     def setUp(self):
         super().setUp()
-        self.det = os.path.join(self.tmp, "_detectors")
-        write(self.det, "acme-key.toml", DETECTOR)
+        self.det = acme_detectors(self.tmp)
         self.tree = os.path.join(self.tmp, "tree")
         os.makedirs(self.tree)
 

@@ -2,30 +2,18 @@
 detectors, baselines, inline ignores, the compiled-detector cache."""
 import json
 import os
-import tempfile
 
-from khtest import TreeTest, jsonl, run, write
-from test_scan import DETECTOR, acme
+from khtest import CachedTreeTest, acme, acme_detectors, jsonl, run, write
 
 
-class WorkflowTest(TreeTest):
-    @classmethod
-    def setUpClass(cls):
-        # One compiled-detector cache for the class (compiling is ~10x slower
-        # under `make asan`); the cache test below uses its own.
-        cls.cache_td = tempfile.TemporaryDirectory()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cache_td.cleanup()
-
+class WorkflowTest(CachedTreeTest):
+    # One compiled-detector cache for the class; the cache test below uses
+    # its own.
     def setUp(self):
         super().setUp()
-        self.det = os.path.join(self.tmp, "_detectors")
-        write(self.det, "acme-key.toml", DETECTOR)
+        self.det = acme_detectors(self.tmp)
         self.tree = os.path.join(self.tmp, "repo")
         os.makedirs(self.tree)
-        self.env = {"KEYHOG_CACHE_DIR": self.cache_td.name}
 
     def scan(self, *args, cwd=None):
         return run("scan", "--detectors", self.det, "--format", "jsonl", *args,
