@@ -15,6 +15,7 @@
 
 #include "keyhog.h"
 #include "engine/engine.h" /* engine_scan_regions: the SOM database alone */
+#include "fixtures.h"
 
 typedef struct found {
     char id[64];
@@ -90,22 +91,8 @@ static const char pair_spec[] =
 
 static kh_detectors *make_set(void)
 {
-    const char *specs[] = {token_spec, assign_spec, backref_spec, pair_spec};
-    kh_detectors *set = NULL;
-    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
-        kh_detectors *one = NULL;
-        kh_error err = {0};
-        int rc = kh_detectors_parse(specs[i], strlen(specs[i]), "test.toml", &one, &err);
-        if (rc != KH_OK)
-            fail_msg("spec %zu: %s", i, err.message);
-        if (!set) {
-            set = one;
-        } else {
-            assert_int_equal(kh_detectors_merge(set, one, &err), KH_OK);
-            kh_detectors_free(one);
-        }
-    }
-    return set;
+    const char *const specs[] = {token_spec, assign_spec, backref_spec, pair_spec};
+    return fixture_detectors(specs, sizeof specs / sizeof *specs, "test.toml");
 }
 
 static void scan_with(const char *text, size_t len, size_t block, collector *out)

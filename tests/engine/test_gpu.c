@@ -17,6 +17,7 @@
 
 #include "engine/engine.h"
 #include "engine/gpu.h"
+#include "fixtures.h"
 #include "keyhog.h"
 #include "spec/spec.h"
 
@@ -390,7 +391,7 @@ static void test_regions_cover_every_keyword(void **state)
 /* Token filters read from regexes: a keyword followed by a class run gets a
  * test; alternation or a group after it, or around it, gets none; and with
  * the filters on, a batch still finds exactly what kh_scan finds. */
-static const char *filter_specs[] = {
+static const char *const filter_specs[] = {
     "[detector]\nid = \"f-hex\"\nname = \"F hex\"\nservice = \"fhex\"\nseverity = \"high\"\n"
     "keywords = [\"sk_x\"]\n[[detector.patterns]]\nregex = '\\bsk_x[0-9a-f]{32}\\b'\n",
     "[detector]\nid = \"f-alt-after\"\nname = \"F alt\"\nservice = \"falt\"\nseverity = \"high\"\n"
@@ -412,18 +413,8 @@ static void test_keyword_filters(void **state)
 {
     (void)state;
     kh_error err;
-    kh_detectors *set = NULL;
-    for (size_t i = 0; i < sizeof filter_specs / sizeof *filter_specs; i++) {
-        kh_detectors *one = NULL;
-        if (kh_detectors_parse(filter_specs[i], strlen(filter_specs[i]), "f.toml", &one, &err))
-            fail_msg("spec %zu: %s", i, err.message);
-        if (!set) {
-            set = one;
-        } else {
-            assert_int_equal(kh_detectors_merge(set, one, &err), KH_OK);
-            kh_detectors_free(one);
-        }
-    }
+    kh_detectors *set =
+        fixture_detectors(filter_specs, sizeof filter_specs / sizeof *filter_specs, "f.toml");
     kh_engine *e = NULL;
     kh_engine_opts eo = {.decode_depth = 0};
     assert_int_equal(kh_engine_compile(set, &eo, &e, &err), KH_OK);
