@@ -38,13 +38,8 @@
 #define DT_FN static inline
 #endif
 
-/* Byte i of d.  On the device through L2 only: the resident kernel reads
- * buffers the copy engine rewrites under it, and L1 is not coherent. */
-#ifdef __CUDA_ARCH__
-#define DT_AT(d, i) ((unsigned)__ldcg((d) + (i)))
-#else
+/* Byte i of d (on the device, d is a block's tile in shared memory). */
 #define DT_AT(d, i) ((unsigned)(d)[i])
-#endif
 
 #define DT_MIN_B64 20  /* decode.c B64_MIN_CHARS */
 #define DT_WRAP_MIN 40 /* decode.c B64_WRAP_MIN */

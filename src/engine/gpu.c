@@ -1002,11 +1002,76 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
         if (dropped)
             gpu_update_status(g);
     }
+    /* The device's hits (packed positions) to chunks, off the device lock. */
+    if (rc == KH_OK) {
+        uint64_t *starts = pk ? pk->starts : malloc((n + 1) * sizeof *starts);
+        gpu_hit *grouped = malloc((*nhits + 1) * sizeof *grouped);
+        if (starts && grouped) {
+            if (!pk) {
+                starts[0] = 0;
+                for (size_t i = 0; i < n; i++)
+                    starts[i + 1] = starts[i] + len[i] + 1;
+            }
+            *nhits = gpu_hits_group(*hits, *nhits, starts, n, grouped);
+            free(*hits);
+            *hits = grouped;
+        } else {
+            free(grouped);
+            free(*hits);
+            *hits = NULL;
+            rc = KH_ENOMEM;
+        }
+        if (!pk)
+            free(starts);
+    }
     if (pk)
         pack_give(g, pk);
     free(data);
     free(len);
     return rc;
+}
+
+size_t gpu_hits_group(const gpu_hit *hits, size_t n, const uint64_t *starts, size_t nchunks,
+                      gpu_hit *out)
+{
+    /* A counting sort by chunk; each hit's chunk by binary search. */
+    size_t *first = calloc(nchunks + 2, sizeof *first);
+    uint32_t *of = malloc((n + 1) * sizeof *of);
+    if (!first || !of) {
+        free(first);
+        free(of);
+        return 0; /* the caller sees no hit: only a slower, equal result */
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pos = hits[i].offset;
+        size_t lo = 0, hi = nchunks;
+        if (pos >= starts[nchunks]) {
+            of[i] = UINT32_MAX;
+            continue;
+        }
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (starts[mid] <= pos)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        of[i] = (uint32_t)lo;
+        first[lo + 1]++;
+    }
+    for (size_t c = 0; c < nchunks; c++)
+        first[c + 1] += first[c];
+    size_t kept = first[nchunks];
+    for (size_t i = 0; i < n; i++) {
+        if (of[i] == UINT32_MAX)
+            continue;
+        size_t c = of[i];
+        out[first[c]++] = (gpu_hit){.offset = hits[i].offset - starts[c], .chunk = (uint32_t)c,
+                                    .keyword = hits[i].keyword};
+    }
+    free(first);
+    free(of);
+    return kept;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -1282,6 +1347,21 @@ static int ref_open(const char *const *keywords, uint32_t n, const gpu_session_o
     return 0;
 }
 
+/* The device's order and positions: hits of s->hits (grouped by chunk,
+ * chunk-relative) become packed positions, last first. */
+static void ref_unmap(gpu_session *s, const uint64_t *starts)
+{
+    for (size_t i = 0; i < s->nhits; i++) {
+        s->hits[i].offset += starts[s->hits[i].chunk];
+        s->hits[i].chunk = GPU_CHUNK_PACKED;
+    }
+    for (size_t i = 0, j = s->nhits; i + 1 < j; i++, j--) {
+        gpu_hit t = s->hits[i];
+        s->hits[i] = s->hits[j - 1];
+        s->hits[j - 1] = t;
+    }
+}
+
 static int ref_submit(gpu_session *s, const uint8_t *const *data, const size_t *len, size_t n,
                       gpu_batch_result *res, char *msg, size_t cap)
 {
@@ -1303,6 +1383,16 @@ static int ref_submit(gpu_session *s, const uint8_t *const *data, const size_t *
             return 1;
         }
     }
+    uint64_t *starts = malloc((n + 1) * sizeof *starts);
+    if (!starts) {
+        snprintf(msg, cap, "out of memory");
+        return 1;
+    }
+    starts[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        starts[i + 1] = starts[i] + len[i] + 1;
+    ref_unmap(s, starts);
+    free(starts);
     res->hits = s->hits;
     res->nhits = s->nhits;
     res->overflow = 0;
@@ -1337,6 +1427,7 @@ static int ref_submit_packed(gpu_session *s, const uint8_t *packed, const uint64
             return 1;
         }
     }
+    ref_unmap(s, starts);
     res->hits = s->hits;
     res->nhits = s->nhits;
     res->overflow = 0;

@@ -49,14 +49,18 @@ typedef struct gpu_keyword_filter {
 } gpu_keyword_filter;
 
 /* One keyword occurrence: keyword `keyword` starts at byte `offset` of chunk
- * `chunk` of the submitted batch.  A session returns hits grouped by chunk in
- * ascending chunk order (offsets within a chunk in no particular order).
+ * `chunk` of the submitted batch.  A session returns hits in device order
+ * with `offset` the position in the packed batch (chunk i at starts[i], each
+ * chunk followed by a NUL; for session_submit_batch the same layout, from
+ * len[]) and `chunk` GPU_CHUNK_PACKED: the caller maps them to chunks on its
+ * own thread, after the device lock is released (gpu_hits_group).
  * Hits whose keyword is GPU_DECODE_MARK are decode marks: within each
  * GPU_DECODE_SEG-byte segment of the packed batch, the first position where
  * decode/trigger.h's dt_trigger holds, and again the first after each NUL
  * (so every chunk's own triggers are covered by marks in that chunk). */
 #define GPU_DECODE_MARK 0xFFFFFFFFu
 #define GPU_DECODE_SEG 16
+#define GPU_CHUNK_PACKED 0xFFFFFFFFu
 typedef struct gpu_hit {
     uint64_t offset;
     uint32_t chunk;
@@ -153,6 +157,13 @@ int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out);
 /* kh_gpu_open with a given backend instead of the dlopened one (tests). */
 int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,
                  kh_gpu **out, kh_error *err);
+
+/* Groups a session's hits (packed positions, device order) by chunk, in
+ * ascending chunk order, with chunk-relative offsets: hits[0..n) into out
+ * (room for n).  starts as for session_submit_packed.  Hits past the batch
+ * are dropped; returns how many were kept. */
+size_t gpu_hits_group(const gpu_hit *hits, size_t n, const uint64_t *starts, size_t nchunks,
+                      gpu_hit *out);
 
 /* Every keyword occurrence in data (ASCII case-insensitive), appended to
  * hits (grown with realloc); returns the count, or (size_t)-1 on out of

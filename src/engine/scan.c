@@ -656,8 +656,12 @@ static int prefilter_buffer(kh_scratch *s, const engine_region *regions, size_t 
     } else {
         size_t done = 0; /* windows of adjacent regions may overlap */
         for (size_t i = 0; i < nregions && rc == KH_OK && !s->pre_whole; i++) {
+            /* A match holding the region's keyword lies in [start, end +
+             * width), width = reach - 64: the prefilter, which needs only
+             * to see it whole, looks 64 bytes before it for assertions. */
             size_t reach = region_reach(s->engine, &regions[i]);
-            size_t a = regions[i].start > reach ? regions[i].start - reach : 0;
+            size_t before = reach < 64 ? reach : 64;
+            size_t a = regions[i].start > before ? regions[i].start - before : 0;
             size_t b = regions[i].end + reach < s->len ? regions[i].end + reach : s->len;
             if (a < done)
                 a = done;

@@ -1,6 +1,7 @@
 /*
  * keyhog_gpu.cu - the CUDA backend (libkeyhog_gpu.so): finds every
- * occurrence of every detector keyword in batches of chunks.
+ * occurrence of every detector keyword in batches of chunks, and marks
+ * where decode-through could find something (decode/trigger.h).
  *
  * Why only keywords: every pattern of a detector with keywords holds one of
  * them, so windows around all keyword occurrences contain every match, and
@@ -9,16 +10,19 @@
  * needs regexes, on a few percent of the bytes.
  *
  * Kernel: each thread takes 16 bytes (one 16-byte load, coalesced across
- * the warp; the 2 bytes after come from the neighbour lane by shuffle).  A
- * position passes a filter in shared memory - a 64 Ki-bit table of 2-byte
+ * the warp, into the block's tile in shared memory, which every later read
+ * uses).  A position passes a filter in shared memory - a 64 Ki-bit table of 2-byte
  * keywords, a 128 Ki-bit hashed table of 3-byte keywords and one of 4-byte
  * prefixes of longer ones - and only then is it verified against the
  * keywords of its 2-byte prefix (a bucket table in global memory), with
  * ASCII letters folded to lower case, and against the token shape that must
  * follow the keyword (gpu_keyword_filter: a run of a character class), so
- * that the CPU confirms only occurrences that can start a match.  Chunks are
- * packed one after another with a NUL between them; no keyword holds a NUL,
- * so none spans two chunks.
+ * that the CPU confirms only occurrences that can start a match.  Then the
+ * thread's decode marks: escape characters with a fitting next byte and
+ * base64 runs long enough are tested with dt_trigger (the same code the
+ * CPU reference runs); the CPU decodes only the lines around the marks.
+ * Chunks are packed one after another with a NUL between them; no keyword
+ * holds a NUL, so none spans two chunks.
  *
  * Session: device buffers stay resident (two input buffers, keyword tables,
  * hit queue, control block).  A batch is cut into pieces; piece k+1 is
@@ -28,7 +32,7 @@
  * worker's own thread into pinned memory (session_submit_packed), so the
  * copy engine reads it directly and the device lock covers only the device.
  *
- * Persistent mode: one cooperative launch stays resident; block 0 polls a
+ * Persistent mode: one block stays resident; block 0 polls a
  * command word in mapped host memory and relays it through device memory to
  * the other blocks (so only one thread reads across PCIe), and the last
  * block to finish a piece publishes the hit count and a done word back into
@@ -60,15 +64,23 @@
 #define DEFAULT_PIECE (16u << 20)
 #define DEFAULT_MAX_HITS (4u << 20)
 #define PAD 64
+/* A block's 4096 bytes, the 16 before them and the bytes after them that
+ * the decode marks of its runs may read (decode/trigger.h: a run of up to
+ * DT_MAX_RUN characters, then its padding and line end), in shared memory. */
+#define TILE (THREADS * SEG)
+#define HALO (DT_MAX_RUN + 64)
+#define TILE_WORDS ((SEG + TILE + HALO) / 16)
 #define ZERO_COPY_MAX (16u << 10) /* block 0 alone scans such a batch */
 #define START_TIMEOUT_S 5.0
 #define PIECE_TIMEOUT_S 10.0
 
+/* gpu_hit's layout: the host hands the queue out as it is. */
 typedef struct dev_hit {
     unsigned long long pos; /* in the packed batch */
+    unsigned int chunk;     /* GPU_CHUNK_PACKED */
     unsigned int keyword;
-    unsigned int pad;
 } dev_hit;
+static_assert(sizeof(dev_hit) == sizeof(gpu_hit), "dev_hit is a gpu_hit");
 
 typedef struct kw_entry {
     unsigned int off, len;
@@ -141,9 +153,11 @@ __device__ __forceinline__ void load_filters(unsigned int *sbits, const tables &
     __syncthreads();
 }
 
-template <bool COHERENT>
-__device__ __forceinline__ void verify(const unsigned char *buf, unsigned long long pos,
-                                       unsigned int pair, unsigned long long base,
+/* Whether a keyword starts at tile[tp] (the block's bytes in shared
+ * memory: a keyword and the run after it fit in the halo), and its token
+ * shape follows; each one found is a hit at pos of the batch. */
+__device__ __forceinline__ void verify(const unsigned char *tile, size_t tp,
+                                       unsigned long long pos, unsigned int pair,
                                        const tables &t, const sink &out)
 {
     unsigned int end = t.bucket[pair + 1];
@@ -151,14 +165,14 @@ __device__ __forceinline__ void verify(const unsigned char *buf, unsigned long l
         unsigned int id = t.order[k];
         kw_entry e = t.kw[id];
         unsigned int j = 2;
-        while (j < e.len && fold(load1<COHERENT>(buf + pos + j)) == t.bytes[e.off + j])
+        while (j < e.len && fold(tile[tp + j]) == t.bytes[e.off + j])
             j++;
         if (j == e.len) {
             /* The token shape after the keyword (gpu_keyword_filters). */
             const gpu_keyword_filter *f = &t.filter[id];
             unsigned int need = f->min_run, r = 0;
             while (r < need) {
-                unsigned int b = load1<COHERENT>(buf + pos + e.len + r);
+                unsigned int b = tile[tp + e.len + r];
                 if (!((f->cls[b >> 5] >> (b & 31)) & 1u))
                     break;
                 r++;
@@ -167,41 +181,30 @@ __device__ __forceinline__ void verify(const unsigned char *buf, unsigned long l
                 continue;
             unsigned long long at = atomicAdd(out.count, 1ull);
             if (at < out.cap) {
-                dev_hit h = {base + pos, id, 0};
+                dev_hit h = {pos, GPU_CHUNK_PACKED, id};
                 out.hits[at] = h;
             }
         }
     }
 }
 
-/* Scans starts [0, valid) of buf; bytes up to valid + longest keyword (and
- * PAD more) are readable.  Trip counts are uniform per block so every lane
- * reaches the shuffle. */
-template <bool COHERENT>
-__device__ void scan_piece(const unsigned char *buf, unsigned long long base,
-                           unsigned long long valid, const unsigned int *sbits,
-                           const tables &t, const sink &out, unsigned int block,
-                           unsigned int nblocks)
+/* One thread's 16 bytes (w; the block's tile holds them and what follows):
+ * keyword hits, then decode marks. */
+__device__ __forceinline__ void scan_segment(unsigned long long base, unsigned long long valid,
+                                             unsigned long long seg, uint4 w,
+                                             const unsigned int *sbits, const tables &t,
+                                             const sink &out, const unsigned char *tile,
+                                             unsigned long long tb, unsigned long long readable)
 {
-    unsigned long long nseg = (valid + SEG - 1) / SEG;
-    unsigned long long stride = (unsigned long long)nblocks * blockDim.x;
-    unsigned int lane = threadIdx.x & 31;
-    for (unsigned long long first = (unsigned long long)block * blockDim.x; first < nseg;
-         first += stride) {
-        unsigned long long seg = first + threadIdx.x;
-        int active = seg < nseg;
-        uint4 w = active ? load16<COHERENT>(buf + seg * SEG) : make_uint4(0, 0, 0, 0);
-        unsigned int next = __shfl_down_sync(0xffffffffu, w.x, 1);
-        if (active && (lane == 31 || seg + 1 >= nseg))
-            next = load4<COHERENT>(buf + seg * SEG + SEG);
-        if (!active)
-            continue;
+    unsigned long long at = seg * SEG;
+    size_t p0 = SEG + (size_t)(at - tb);
+    unsigned int next = *(const unsigned int *)(tile + p0 + SEG);
+    {
         unsigned int c[SEG + 3];
         unsigned int words[5] = {w.x, w.y, w.z, w.w, next};
 #pragma unroll
         for (int i = 0; i < SEG + 3; i++)
             c[i] = fold((words[i >> 2] >> ((i & 3) * 8)) & 0xffu);
-        unsigned long long at = seg * SEG;
 #pragma unroll
         for (int i = 0; i < SEG; i++) {
             /* 2-byte keywords by their pair, 3-byte ones by a hash of 3
@@ -216,31 +219,102 @@ __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
             unsigned int hit4 =
                 (sbits[BIT2_WORDS + BIT3_WORDS + (h4 >> 5)] >> (h4 & 31)) & 1u;
             if ((hit2 | hit3 | hit4) && at + i < valid)
-                verify<COHERENT>(buf, at + i, pair, base, t, out);
+                verify(tile, p0 + i, base + at + i, pair, t, out);
         }
-        /* Decode marks: the first position of the segment where decode
-         * could find something (decode/trigger.h), and again after a NUL
-         * (a new chunk).  Only escape characters and the start of a base64
-         * run can be one. */
-        unsigned int prev = at ? load1<COHERENT>(buf + at - 1) : 0u, marked = 0;
+    }
+    /* Decode marks: the first position of the segment where decode could
+     * find something (decode/trigger.h), and again after a NUL (a new
+     * chunk).  The thread's 20 bytes in registers rule out most positions:
+     * a mark needs an escape character with a fitting next byte, or a
+     * base64 run of DT_MIN_B64 characters, which can start only at the run
+     * that reaches the 20th byte.  dt_trigger decides the rest from the
+     * block's tile, whose end (or that of what may be read) makes it say
+     * yes. */
+    unsigned int r[SEG + 4], words[5] = {w.x, w.y, w.z, w.w, next};
+    unsigned int b64 = 0, nul = 0, esc = 0;
 #pragma unroll
-        for (int i = 0; i < SEG; i++) {
-            unsigned int b = (words[i >> 2] >> ((i & 3) * 8)) & 0xffu;
-            if (b == 0) {
-                marked = 0;
-            } else if (!marked && at + i < valid &&
-                       (b == '%' || b == '=' || b == '\\' || b == '&' ||
-                        (dt_b64(b) && !dt_b64(prev))) &&
-                       dt_trigger(buf, at + i, valid + t.tail)) {
-                marked = 1;
-                unsigned long long k = atomicAdd(out.count, 1ull);
-                if (k < out.cap) {
-                    dev_hit h = {base + at + i, GPU_DECODE_MARK, 0};
-                    out.hits[k] = h;
-                }
+    for (int i = 0; i < SEG + 4; i++) {
+        r[i] = (words[i >> 2] >> ((i & 3) * 8)) & 0xffu;
+        b64 |= (unsigned)dt_b64(r[i]) << i;
+    }
+#pragma unroll
+    for (int i = 0; i < SEG; i++) {
+        unsigned int c = r[i], n = r[i + 1];
+        nul |= (unsigned)(c == 0) << i;
+        int e = (c == '%' && dt_hex(n)) || (c == '=' && dt_upper_hex(n)) ||
+                (c == '\\' && (n == '"' || n == '\'' || n == '\\' || n == '/' || n == '$' ||
+                                n == '`' || n == 'x' || n == 'u' || n == 'U')) ||
+                (c == '&' && (n == '#' || n == 'a' || n == 'l' || n == 'g' || n == 'q' ||
+                              n == 'n'));
+        esc |= (unsigned)e << i;
+    }
+    unsigned int cand = esc;
+    if ((b64 >> (SEG + 3)) & 1u) {
+        unsigned int gaps = ~b64 & ((1u << (SEG + 4)) - 1u);
+        int start = gaps ? 32 - __clz(gaps) : 0; /* first byte of the run at byte 19 */
+        int before = start ? 0 : dt_b64(tile[p0 - 1]);
+        if (start < SEG && !before)
+            cand |= 1u << start;
+    }
+    if (!cand)
+        return;
+    size_t lim = SEG + TILE + HALO;
+    if (readable - tb + SEG < lim)
+        lim = (size_t)(readable - tb + SEG);
+    int last = -1;
+    while (cand) {
+        int i = __ffs(cand) - 1;
+        cand &= cand - 1;
+        /* One mark per segment, and one more after each NUL. */
+        if (last >= 0 && !(nul & ((1u << i) - 1u) & ~((2u << last) - 1u)))
+            continue;
+        if (at + i < valid && dt_trigger(tile, p0 + i, lim)) {
+            last = i;
+            unsigned long long k = atomicAdd(out.count, 1ull);
+            if (k < out.cap) {
+                dev_hit h = {base + at + i, GPU_CHUNK_PACKED, GPU_DECODE_MARK};
+                out.hits[k] = h;
             }
-            prev = b;
         }
+    }
+}
+
+/* Scans starts [0, valid) of buf; bytes up to valid + t.tail (and PAD
+ * more) are readable.  Each round a block copies its 4096 bytes, the 16
+ * before and HALO after into shared memory (one 16-byte load a thread,
+ * coalesced; through L2 only in the resident kernel, whose buffers the copy
+ * engine rewrites and whose L1 would keep stale lines), and every later
+ * read - keywords, their runs, decode marks - is from there.  Trip counts
+ * are uniform per block, so every thread reaches the barriers. */
+template <bool COHERENT>
+__device__ void scan_piece(const unsigned char *buf, unsigned long long base,
+                           unsigned long long valid, const unsigned int *sbits,
+                           const tables &t, const sink &out, unsigned int block,
+                           unsigned int nblocks, uint4 *tile)
+{
+    unsigned long long nseg = (valid + SEG - 1) / SEG;
+    unsigned long long stride = (unsigned long long)nblocks * blockDim.x;
+    /* What buf holds of this piece and beyond: a run may be read up to here. */
+    unsigned long long readable = valid + t.tail;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    for (unsigned long long first = (unsigned long long)block * blockDim.x; first < nseg;
+         first += stride) {
+        unsigned long long seg = first + threadIdx.x;
+        int active = seg < nseg;
+        uint4 w = seg * SEG < readable ? load16<COHERENT>(buf + seg * SEG) : zero;
+        unsigned long long tb = first * SEG;
+        tile[1 + threadIdx.x] = w;
+        if (threadIdx.x < HALO / 16) {
+            unsigned long long h = tb + TILE + threadIdx.x * 16ull;
+            tile[1 + THREADS + threadIdx.x] = h < readable ? load16<COHERENT>(buf + h) : zero;
+        } else if (threadIdx.x == HALO / 16) {
+            tile[0] = tb >= SEG ? load16<COHERENT>(buf + tb - SEG) : zero;
+        }
+        __syncthreads();
+        if (active)
+            scan_segment(base, valid, seg, w, sbits, t, out, (const unsigned char *)tile, tb,
+                         readable);
+        __syncthreads(); /* the tile is rewritten next round */
     }
 }
 
@@ -249,8 +323,9 @@ __global__ void __launch_bounds__(THREADS)
                   tables t, sink out)
 {
     __shared__ unsigned int sbits[FILTER_WORDS];
+    __shared__ uint4 tile[TILE_WORDS];
     load_filters(sbits, t);
-    scan_piece<false>(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x);
+    scan_piece<false>(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile);
 }
 
 __global__ void __launch_bounds__(THREADS)
@@ -258,6 +333,7 @@ __global__ void __launch_bounds__(THREADS)
                       const unsigned char *buf1, tables t, sink out, dev_hit *host_hits)
 {
     __shared__ unsigned int sbits[FILTER_WORDS];
+    __shared__ uint4 tile[TILE_WORDS];
     __shared__ unsigned int s_seq, s_stop, s_buf, s_end;
     __shared__ unsigned long long s_base, s_valid, s_ptr, s_copy;
     load_filters(sbits, t);
@@ -318,10 +394,10 @@ __global__ void __launch_bounds__(THREADS)
                     __stcg(into + i, __ldcv(from + i));
                 __syncthreads();
                 to.hits = host_hits;
-                scan_piece<true>(buf0, s_base, s_valid, sbits, t, to, 0, 1);
+                scan_piece<true>(buf0, s_base, s_valid, sbits, t, to, 0, 1, tile);
             }
         } else {
-            scan_piece<true>(src, s_base, s_valid, sbits, t, to, blockIdx.x, gridDim.x);
+            scan_piece<true>(src, s_base, s_valid, sbits, t, to, blockIdx.x, gridDim.x, tile);
         }
         __syncthreads();
         if (threadIdx.x == 0) {
@@ -373,13 +449,9 @@ struct gpu_session {
     unsigned int seq;
     int grid;
     int persistent_running;
-    /* results */
-    gpu_hit *out;
-    size_t out_cap;
+    /* chunk starts of the batch in flight */
     unsigned long long *starts;
     size_t starts_cap;
-    size_t *counts;
-    size_t counts_cap;
 };
 
 static double now_s(void)
@@ -506,10 +578,6 @@ static int start_persistent(gpu_session *s, char *msg, size_t cap)
     int per_sm = 0;
     cudaDeviceProp p;
     TRY(cudaGetDeviceProperties(&p, s->device), "device properties");
-    if (!p.cooperativeLaunch) {
-        snprintf(msg, cap, "device cannot launch cooperative kernels");
-        return 1;
-    }
     TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, persistent_kernel, THREADS, 0),
         "occupancy");
     if (per_sm < 1) {
@@ -525,16 +593,13 @@ static int start_persistent(gpu_session *s, char *msg, size_t cap)
         const unsigned char *b1 = s->dbuf[1];
         sink out = {s->dhits, s->dcount, s->cap};
         void *args[] = {&s->hctrl_dev, &s->dctrl, &b0, &b1, &s->t, &out, &s->hhits_dev};
-        /* Fewer resident blocks wake faster for a small batch (every block
-         * takes part in each command's done count); more hide memory
-         * latency on big ones.  KEYHOG_GPU_RESIDENT_BLOCKS_PER_SM tunes it. */
-        const char *bps = getenv("KEYHOG_GPU_RESIDENT_BLOCKS_PER_SM");
-        if (bps && atoi(bps) > 0 && atoi(bps) < per_sm)
-            per_sm = atoi(bps);
-        dim3 grid((unsigned)(per_sm * p.multiProcessorCount)), block(THREADS);
-        TRY(cudaLaunchCooperativeKernel((const void *)persistent_kernel, grid, block, args, 0,
-                                        s->kstream),
-            "cooperative launch");
+        /* One resident block: it serves the small batches, whose cost is
+         * the round trip, and leaves the device to the launches that scan
+         * big batches (every resident block would take part in each
+         * command's done count and slow the round trip). */
+        dim3 grid(1), block(THREADS);
+        TRY(cudaLaunchKernel((const void *)persistent_kernel, grid, block, args, 0, s->kstream),
+            "resident launch");
         s->persistent_running = 1;
         if (wait_word(&s->hctrl->started, 1, START_TIMEOUT_S)) {
             snprintf(msg, cap, "no handshake within %.0f s", START_TIMEOUT_S);
@@ -572,9 +637,7 @@ static void kh_session_close(gpu_session *s)
     cudaFree(s->dctrl);
     cudaFreeHost(s->hhits);
     cudaFreeHost((void *)s->hctrl);
-    free(s->out);
     free(s->starts);
-    free(s->counts);
     free(s);
 }
 
@@ -773,26 +836,61 @@ static void pack(const uint8_t *const *data, const size_t *len, size_t nchunks, 
     }
 }
 
-/* Copies and scans the batch piece by piece.  With `packed` (the caller's
- * pinned, already packed batch) the copy engine reads it directly; without,
- * each piece is first packed from data/len into staging memory. */
+/* Copies and scans the batch.  A small batch packed by the caller in
+ * mapped memory goes to the resident kernel (persistent mode; started when
+ * the first one comes), which reads it where it is: no copy, no launch, no
+ * synchronisation call.  Any other batch is cut into pieces, each copied on its own stream and scanned by
+ * one launch across the device while the next piece copies; with `packed`
+ * (the caller's pinned, packed batch) the copy engine reads it directly,
+ * without, each piece is first packed from data/len into staging memory. */
 static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t *const *data,
                       const size_t *len, size_t nchunks, unsigned long long total,
                       unsigned long long *nhits, char *msg, size_t cap)
 {
-    int persistent = s->mode == MODE_PERSISTENT;
-    sink out = {s->dhits, s->dcount, s->cap};
     s->hits_on_host = 0;
+    int small = packed && s->zero_copy && total <= ZERO_COPY_MAX && total <= s->piece &&
+                ((uintptr_t)packed & 15) == 0;
+    if (s->mode == MODE_PERSISTENT && small && !s->persistent_running) {
+        char why[200];
+        if (start_persistent(s, why, sizeof why)) {
+            drop_line(s, why);
+            s->mode = MODE_LAUNCH;
+        }
+    }
+    /* Launched kernels never run beside the resident one (they did not get
+     * the device while it spun): a big batch stops it, the next small one
+     * starts it again. */
+    if (s->persistent_running && !(s->mode == MODE_PERSISTENT && small))
+        stop_persistent(s);
+    if (s->mode == MODE_PERSISTENT && small) {
+        /* The batch and what the kernel reads past it (its zero pad). */
+        size_t bytes = (size_t)(total + PAD < total + GPU_PACK_PAD ? total + PAD
+                                                                   : total + GPU_PACK_PAD);
+        s->hctrl->ptr = (unsigned long long)(uintptr_t)packed;
+        s->hctrl->copy = (bytes + 15) / 16 * 16;
+        s->hctrl->base = 0;
+        s->hctrl->valid = total;
+        s->hctrl->buf = 0;
+        s->hctrl->end_batch = 1;
+        s->hits_on_host = 1;
+        __sync_synchronize();
+        s->hctrl->seq = ++s->seq;
+        if (wait_word(&s->hctrl->done_seq, s->seq, PIECE_TIMEOUT_S)) {
+            snprintf(msg, cap, "batch not done within %.0f s", PIECE_TIMEOUT_S);
+            return 2;
+        }
+        *nhits = s->hctrl->nhits_out;
+        return 0;
+    }
+    sink out = {s->dhits, s->dcount, s->cap};
     size_t ci = 0, co = 0;
     unsigned int k = 0;
-    if (!persistent) {
-        if (s->fail_launch) {
-            snprintf(msg, cap, "kernel launch failed (forced by KEYHOG_GPU_FORCE_FAIL)");
-            return 1;
-        }
-        TRY(cudaMemsetAsync(s->dcount, 0, sizeof *s->dcount, s->copy[0]), "hit counter");
-        TRY(cudaStreamSynchronize(s->copy[0]), "hit counter");
+    if (s->fail_launch && s->mode != MODE_PERSISTENT) { /* "launch": per-batch mode fails */
+        snprintf(msg, cap, "kernel launch failed (forced by KEYHOG_GPU_FORCE_FAIL)");
+        return 1;
     }
+    TRY(cudaMemsetAsync(s->dcount, 0, sizeof *s->dcount, s->copy[0]), "hit counter");
+    TRY(cudaStreamSynchronize(s->copy[0]), "hit counter");
     for (unsigned long long a = 0; a < total; a += s->piece, k++) {
         int b = k & 1;
         unsigned long long valid = total - a < s->piece ? total - a : s->piece;
@@ -820,57 +918,21 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
             src = s->stage[b];
             bytes = (size_t)(valid + extra + PAD);
         }
-        if (!persistent) {
-            TRY(cudaMemcpyAsync(s->dbuf[b], src, bytes, cudaMemcpyHostToDevice, s->copy[b]),
-                "copy");
-            TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
-            launch_kernel<<<s->grid, THREADS, 0, s->copy[b]>>>(s->dbuf[b], a, valid, s->t, out);
-            TRY(cudaGetLastError(), "kernel launch");
-        } else {
-            /* A batch that fits in one small piece, packed by the caller in
-             * mapped memory, is read by the kernel where it is. */
-            int direct = packed && s->zero_copy && total <= ZERO_COPY_MAX &&
-                         total <= s->piece && ((uintptr_t)src & 15) == 0;
-            if (!direct) {
-                /* Buffer b must not be overwritten while piece k-2 still
-                 * reads it: it finished before piece k-1 was issued. */
-                TRY(cudaMemcpyAsync(s->dbuf[b], src, bytes, cudaMemcpyHostToDevice,
-                                    s->copy[b]),
-                    "copy");
-                TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
-                TRY(cudaEventSynchronize(s->copied[b]), "copy");
-            }
-            s->hctrl->ptr = direct ? (unsigned long long)(uintptr_t)src : 0ull;
-            s->hctrl->copy = direct ? (bytes + 15) / 16 * 16 : 0ull;
-            s->hits_on_host = direct;
-            if (k > 0 && wait_word(&s->hctrl->done_seq, s->seq, PIECE_TIMEOUT_S)) {
-                snprintf(msg, cap, "piece not done within %.0f s", PIECE_TIMEOUT_S);
-                return 2;
-            }
-            s->hctrl->base = a;
-            s->hctrl->valid = valid;
-            s->hctrl->buf = (unsigned)b;
-            s->hctrl->end_batch = a + valid >= total;
-            __sync_synchronize();
-            s->hctrl->seq = ++s->seq;
-        }
+        /* Stream b runs copy k, then kernel k: buffer b is not rewritten
+         * while kernel k-2 still reads it. */
+        TRY(cudaMemcpyAsync(s->dbuf[b], src, bytes, cudaMemcpyHostToDevice, s->copy[b]), "copy");
+        TRY(cudaEventRecord(s->copied[b], s->copy[b]), "copy");
+        launch_kernel<<<s->grid, THREADS, 0, s->copy[b]>>>(s->dbuf[b], a, valid, s->t, out);
+        TRY(cudaGetLastError(), "kernel launch");
     }
-    if (!persistent) {
-        for (int b = 0; b < 2; b++)
-            if (wait_stream(s->copy[b], PIECE_TIMEOUT_S * 4, msg, cap))
-                return 1;
-        TRY(cudaMemcpy(nhits, s->dcount, sizeof *nhits, cudaMemcpyDeviceToHost), "hit count");
-    } else {
-        if (wait_word(&s->hctrl->done_seq, s->seq, PIECE_TIMEOUT_S)) {
-            snprintf(msg, cap, "piece not done within %.0f s", PIECE_TIMEOUT_S);
-            return 2;
-        }
-        *nhits = s->hctrl->nhits_out;
-    }
+    for (int b = 0; b < 2; b++)
+        if (wait_stream(s->copy[b], PIECE_TIMEOUT_S * 4, msg, cap))
+            return 1;
+    TRY(cudaMemcpy(nhits, s->dcount, sizeof *nhits, cudaMemcpyDeviceToHost), "hit count");
     return 0;
 fail:
     (void)cudaGetLastError();
-    return persistent ? 2 : 1;
+    return 1;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t size)
@@ -917,34 +979,7 @@ static int submit_common(gpu_session *s, const unsigned char *packed, const uint
         cuda_fail(cudaMemcpy(s->hhits, s->dhits, nhits * sizeof(dev_hit), cudaMemcpyDeviceToHost),
                   "hit queue", msg, cap))
         return 1;
-    if (grow((void **)&s->out, &s->out_cap, (size_t)nhits + 1, sizeof *s->out)) {
-        snprintf(msg, cap, "out of memory");
-        return 1;
-    }
-    /* Hits come in device order: map each to its chunk, then a counting
-     * sort groups them by chunk. */
-    memset(s->counts, 0, (nchunks + 1) * sizeof *s->counts);
-    for (unsigned long long i = 0; i < nhits; i++) {
-        unsigned long long pos = s->hhits[i].pos;
-        size_t lo = 0, hi = nchunks;
-        while (hi - lo > 1) {
-            size_t mid = (lo + hi) / 2;
-            if (s->starts[mid] <= pos)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        s->hhits[i].pad = (unsigned)lo;
-        s->counts[lo + 1]++;
-    }
-    for (size_t i = 0; i < nchunks; i++)
-        s->counts[i + 1] += s->counts[i];
-    for (unsigned long long i = 0; i < nhits; i++) {
-        size_t c = s->hhits[i].pad;
-        gpu_hit h = {s->hhits[i].pos - s->starts[c], (uint32_t)c, s->hhits[i].keyword};
-        s->out[s->counts[c]++] = h;
-    }
-    res->hits = s->out;
+    res->hits = (const gpu_hit *)s->hhits; /* device order, packed positions */
     res->nhits = (size_t)nhits;
     res->device_ms = (now_s() - t0) * 1e3;
     return 0;
@@ -957,8 +992,7 @@ static int kh_session_submit(gpu_session *s, const uint8_t *const *data, const s
     memset(res, 0, sizeof *res);
     if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
         return 1;
-    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts) ||
-        grow((void **)&s->counts, &s->counts_cap, nchunks + 1, sizeof *s->counts)) {
+    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts)) {
         snprintf(msg, cap, "out of memory");
         return 1;
     }
@@ -979,8 +1013,7 @@ static int kh_session_submit_packed(gpu_session *s, const uint8_t *packed,
     memset(res, 0, sizeof *res);
     if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
         return 1;
-    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts) ||
-        grow((void **)&s->counts, &s->counts_cap, nchunks + 1, sizeof *s->counts)) {
+    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts)) {
         snprintf(msg, cap, "out of memory");
         return 1;
     }
