@@ -9,6 +9,7 @@ REPEAT=${1:-8}
 D=.devcarry
 B=$D/bin
 export LD_LIBRARY_PATH=/tmp/kl/lib:$B KEYHOG_CACHE_DIR=/tmp/khc
+rm -rf /tmp/kl /tmp/kc
 python3 -c "
 import tarfile
 tarfile.open('$D/libs.tar.xz').extractall('/tmp/kl')
@@ -20,11 +21,12 @@ nvidia-smi -L; nproc; du -sh $C
 ldd $B/keyhog | grep "not found"
 echo "== unit tests"; $B/test_gpu 2>&1 | tail -2
 $B/keyhog detectors --json | python3 -c 'import json,sys; print("\n".join(sorted({k for d in json.load(sys.stdin) for k in d["keywords"]})))' >/tmp/kw
-echo "== kernel against a plain CPU search: gpu_check"; timeout 60 $B/gpu_check $B/libkeyhog_gpu.so /tmp/kw 2>&1 | grep -v " -> ok$" | tail -8
+echo "== kernel against a plain CPU search: gpu_check"; timeout 60 stdbuf -oL $B/gpu_check $B/libkeyhog_gpu.so /tmp/kw 2>&1 | grep -v " -> ok$" | tail -8
 find $C -type f -name '*.[ch]' | head -20000 | xargs cat | head -c 256M >/tmp/text.bin
 echo "== device: keyhog_gpu_bench (Linux text)"; timeout 90 $B/keyhog_gpu_bench /tmp/kw 1024 /tmp/text.bin
-echo "== per-batch kernel"; timeout 90 $B/gpu_bench -m gpu --no-persistent -r $REPEAT $C
+echo "== per-batch kernel"; timeout 90 $B/gpu_bench -m gpu --no-persistent -r $REPEAT $C | grep -v "^corpus"
 echo "== end to end from RAM: gpu_bench -r $REPEAT"; timeout 120 $B/gpu_bench -r $REPEAT $C
+echo "== the same with 16 MiB batches (more batches than threads)"; timeout 120 $B/gpu_bench -b 16 -r $REPEAT $C
 echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 60 $B/gpu_bench -m gpu -r $REPEAT $C | grep "^gpu"
 echo "== CLI parity (keyhog scan -f jsonl, $C)"
 $B/keyhog scan -q --backend cpu bench >/dev/null 2>&1  # compiles and caches the engine
@@ -34,4 +36,4 @@ for b in cpu gpu; do
     echo "$b: $(wc -l </tmp/$b.jsonl) findings"
 done
 cmp /tmp/cpu.jsonl /tmp/gpu.jsonl && echo "JSONL byte-identical"
-[ "${CLI_TESTS:-1}" = 1 ] && { echo "== tests/cli/test_gpu.py"; KEYHOG=$B/keyhog timeout 200 python3 -m unittest tests/cli/test_gpu.py 2>&1 | tail -3; }
+[ "${CLI_TESTS:-1}" = 1 ] && { echo "== tests/cli/test_gpu.py"; KEYHOG=$PWD/$B/keyhog PYTHONPATH=tests/cli timeout 300 python3 -m unittest tests/cli/test_gpu.py 2>&1 | tail -3; }
