@@ -1407,7 +1407,7 @@ int decode_find_marked(const uint8_t *data, size_t len, const uint64_t *marks, s
      * base64 run shorter than DT_MAX_RUN that no mark covers can be. */
     if (widest < DT_MAX_RUN)
         widest = DT_MAX_RUN;
-    if (fed && max_out - (res->len - len0) < widest)
+    if (max_out - (res->len - len0) < widest)
         whole = 1;
     if (whole) {
         res->count = first;

@@ -631,8 +631,40 @@ static uint8_t ascii_lower(uint8_t c)
     return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c;
 }
 
+/* The bytes that can start group t[open] ("(?:prod|dev|stg)"): each
+ * alternative must begin with a literal or class that is not optional.
+ * Returns 0 when some alternative may start otherwise (empty, optional,
+ * nested group, assertion). */
+static int rx_group_first(const rx_token *t, int open, uint32_t *cls)
+{
+    memset(cls, 0, 8 * sizeof *cls);
+    int close = t[open].match, at_start = 1;
+    for (int k = open + 1; k < close; k++) {
+        if (t[k].kind == RX_OPEN && !at_start) {
+            k = t[k].match; /* inside an alternative: skip the group */
+            continue;
+        }
+        if (t[k].kind == RX_ALT) {
+            if (at_start)
+                return 0; /* an empty alternative */
+            at_start = 1;
+            continue;
+        }
+        if (!at_start)
+            continue;
+        if ((t[k].kind != RX_LIT && t[k].kind != RX_CLASS) || t[k].min == 0)
+            return 0;
+        for (int w = 0; w < 8; w++)
+            cls[w] |= t[k].cls[w];
+        at_start = 0;
+    }
+    return !at_start;
+}
+
 /* Looks in pattern tokens for a mandatory occurrence of keyword kw followed
- * by a mandatory class run; on success fills cls (case-folded) and *run. */
+ * by a mandatory class run, or by a group whose every alternative starts
+ * with a mandatory byte class; on success fills cls (case-folded) and
+ * *run. */
 static int rx_keyword_run(const rx_token *t, int n, const char *kw, uint32_t *cls, unsigned *run)
 {
     size_t kl = strlen(kw);
@@ -647,18 +679,28 @@ static int rx_keyword_run(const rx_token *t, int n, const char *kw, uint32_t *cl
         if (m < kl)
             continue;
         const rx_token *next = &t[j + (int)kl];
-        if ((next->kind != RX_CLASS && next->kind != RX_LIT) || next->min == 0 ||
-            !rx_mandatory(t, n, j + (int)kl))
-            continue;
         uint32_t c[8];
-        memcpy(c, next->cls, sizeof c);
+        unsigned min;
+        if ((next->kind == RX_CLASS || next->kind == RX_LIT) && next->min > 0 &&
+            rx_mandatory(t, n, j + (int)kl)) {
+            memcpy(c, next->cls, sizeof c);
+            min = next->min;
+        } else if (next->kind == RX_OPEN && t[next->match].min > 0 &&
+                   rx_group_first(t, j + (int)kl, c)) {
+            /* Right after the keyword's last (mandatory) byte, at its level:
+             * the group is passed when its quantifier is. One byte that can
+             * start an alternative must follow. */
+            min = 1;
+        } else {
+            continue;
+        }
         for (unsigned b = 'A'; b <= 'Z'; b++) {
             if (c[b >> 5] & (1u << (b & 31)))
                 cls_set(c, b | 0x20);
             if (c[(b | 0x20) >> 5] & (1u << ((b | 0x20) & 31)))
                 cls_set(c, b);
         }
-        unsigned r = next->min > GPU_MAX_RUN ? GPU_MAX_RUN : next->min;
+        unsigned r = min > GPU_MAX_RUN ? GPU_MAX_RUN : min;
         if (!found || r < *run) {
             /* Two places: either may be the one; keep the weaker test. */
             if (found)

@@ -675,6 +675,14 @@ static void test_marked_paragraphs(void **state)
         /* A small budget now and then takes the whole-buffer way. */
         assert_marked_same(buf, n, doc % 7 == 0 ? 64 : 1u << 20);
     }
+    /* A budget smaller than a base64 run no mark covers: decoding all of
+     * it truncates (the run is tried with too little room), so must this
+     * (found by fuzz_decode). */
+    static const char small[] =
+        "<a+++++++c+++++++++++++++++++++++++a++++++++++++++++++++++++++++++++++++++++++61"
+        "6c76cccccccccccccccccc+++++++++++++++++++++616c76cccccccccccccccccc++;c5548++c55"
+        "48+49\n";
+    assert_marked_same((const uint8_t *)small, sizeof small - 1, 64);
     /* Many paragraphs, one with a secret: only that one is decoded. */
     size_t n = 0;
     for (int k = 0; k < 200; k++)

@@ -389,8 +389,9 @@ static void test_regions_cover_every_keyword(void **state)
 }
 
 /* Token filters read from regexes: a keyword followed by a class run gets a
- * test; alternation or a group after it, or around it, gets none; and with
- * the filters on, a batch still finds exactly what kh_scan finds. */
+ * test, one followed by a group gets a test of the byte that can start an
+ * alternative; alternation around it gets none; and with the filters on, a
+ * batch still finds exactly what kh_scan finds. */
 static const char *const filter_specs[] = {
     "[detector]\nid = \"f-hex\"\nname = \"F hex\"\nservice = \"fhex\"\nseverity = \"high\"\n"
     "keywords = [\"sk_x\"]\n[[detector.patterns]]\nregex = '\\bsk_x[0-9a-f]{32}\\b'\n",
@@ -421,7 +422,7 @@ static void test_keyword_filters(void **state)
     size_t nk = engine_keyword_count(e);
     gpu_keyword_filter *f = calloc(nk, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(gpu_keyword_filters(e, f), 2);
+    assert_int_equal(gpu_keyword_filters(e, f), 3);
     for (size_t k = 0; k < nk; k++) {
         const char *kw = engine_keyword(e, k, NULL);
         if (!strcmp(kw, "sk_x")) {
@@ -432,8 +433,12 @@ static void test_keyword_filters(void **state)
             assert_int_equal(f[k].min_run, 12);
             assert_true(in_class(&f[k], 'Z') && in_class(&f[k], '9'));
             assert_false(in_class(&f[k], '.'));
+        } else if (!strcmp(kw, "tr_")) {
+            assert_int_equal(f[k].min_run, 1); /* (?:prod|dev) */
+            assert_true(in_class(&f[k], 'p') && in_class(&f[k], 'D'));
+            assert_false(in_class(&f[k], 'r') || in_class(&f[k], '_'));
         } else {
-            assert_int_equal(f[k].min_run, 0); /* tr_, apq, kyq: not provable */
+            assert_int_equal(f[k].min_run, 0); /* apq, kyq: not provable */
         }
     }
     free(f);
@@ -443,7 +448,7 @@ static void test_keyword_filters(void **state)
         "a sk_x0123456789abcdef0123456789abcdef end",
         "sk_xZZ sk_x0123 task_x sk_x0123456789ABCDEF0123456789abcdef",
         "pushq me o.Ab3Cd4Ef5Gh6 and o.short and o.",
-        "tr_prod_abcde tr_xyz apq=abcdefgh kyq:zzzzzzzz apq",
+        "tr_prod_abcde tr_xyz apq=abcdefgh kyq:zzzzzzzz apq TR_DEV_QWERT attr_dev_abcde tr_",
         "sk_x0123456789abcdef0123456789abcde",
     };
     kh_chunk chunks[5];
