@@ -41,9 +41,10 @@
 #endif
 
 enum {
-    B64_MIN_CHARS = 20, /* shorter base64 cannot hold a useful secret */
-    B64_WRAP_MIN = 40,  /* a line this long may continue on the next */
-    HEX_MIN_DIGITS = 32,
+    /* trigger.h's copies are the ones the GPU's decode marks use. */
+    B64_MIN_CHARS = DT_MIN_B64, /* shorter base64 cannot hold a useful secret */
+    B64_WRAP_MIN = DT_WRAP_MIN, /* a line this long may continue on the next */
+    HEX_MIN_DIGITS = DT_MIN_HEX,
     MIN_ESCAPES = 2,
 };
 
@@ -206,11 +207,9 @@ static size_t utf8_put(uint32_t cp, uint8_t *out)
  * get less slack: a uniformly random byte is "good" about 4 times in 10, so
  * 2 bad bytes in 15 would let through about one random 20-character base64
  * word in ten thousand; one bad byte per 16 lets through one in millions. */
-#define text_max_bad dt_text_max_bad /* trigger.h */
-
 static int is_text(const uint8_t *p, size_t n)
 {
-    size_t good = 0, max_bad = text_max_bad(n);
+    size_t good = 0, max_bad = dt_text_max_bad(n); /* trigger.h */
     for (size_t i = 0; i < n;) {
         uint8_t c = p[i];
         if (c == 0)
@@ -232,8 +231,8 @@ static int is_text(const uint8_t *p, size_t n)
 /* Bytes is_text counts bad wherever they stand: neither text, nor a UTF-8
  * lead, nor a continuation byte (so no sequence before them takes them
  * in).  NUL is left out: a trailing run of it is trimmed before the test. */
-#define ALWAYS_BAD(c) DT_ALWAYS_BAD(c) /* trigger.h */
-#define ALWAYS_BAD4(n) ALWAYS_BAD(n), ALWAYS_BAD(n + 1), ALWAYS_BAD(n + 2), ALWAYS_BAD(n + 3)
+#define ALWAYS_BAD4(n)                                                                       \
+    DT_ALWAYS_BAD(n), DT_ALWAYS_BAD(n + 1), DT_ALWAYS_BAD(n + 2), DT_ALWAYS_BAD(n + 3)
 #define ALWAYS_BAD16(n) ALWAYS_BAD4(n), ALWAYS_BAD4(n + 4), ALWAYS_BAD4(n + 8), ALWAYS_BAD4(n + 12)
 #define ALWAYS_BAD64(n) ALWAYS_BAD16(n), ALWAYS_BAD16(n + 16), ALWAYS_BAD16(n + 32), ALWAYS_BAD16(n + 48)
 static const uint8_t always_bad[256] = {ALWAYS_BAD64(0), ALWAYS_BAD64(64), ALWAYS_BAD64(128),
@@ -617,12 +616,12 @@ static int finder_stopped(const finder *f) { return f->oom || f->full; }
  * data, are decoded; they are the first bytes codec_base64 writes (it skips
  * whitespace, refuses anything else), and the always-bad bytes among them
  * are bad in is_text however the decoding goes on.  bound is at least the
- * decoded length, and text_max_bad grows with the length, so more of them
- * than text_max_bad(bound) is a rejection is_text would make too. */
+ * decoded length, and dt_text_max_bad grows with the length, so more of them
+ * than dt_text_max_bad(bound) is a rejection is_text would make too. */
 #define B64_PROBE_CHARS 16
 static int b64_surely_binary(const uint8_t *in, size_t len, size_t bound)
 {
-    size_t max_bad = text_max_bad(bound), bad = 0;
+    size_t max_bad = dt_text_max_bad(bound), bad = 0;
     size_t n = len < B64_PROBE_CHARS ? len : B64_PROBE_CHARS;
     for (size_t i = 0; i + 4 <= n; i += 4) {
         int a = b64_values[in[i]], b = b64_values[in[i + 1]], c = b64_values[in[i + 2]],

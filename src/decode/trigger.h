@@ -41,9 +41,11 @@
 /* Byte i of d (on the device, d is a block's tile in shared memory). */
 #define DT_AT(d, i) ((unsigned)(d)[i])
 
-#define DT_MIN_B64 20  /* decode.c B64_MIN_CHARS */
-#define DT_WRAP_MIN 40 /* decode.c B64_WRAP_MIN */
-#define DT_MIN_HEX 32  /* decode.c HEX_MIN_DIGITS */
+/* decode.c's thresholds (its B64_MIN_CHARS, B64_WRAP_MIN, HEX_MIN_DIGITS
+ * are these). */
+#define DT_MIN_B64 20  /* shortest base64 run decoded */
+#define DT_WRAP_MIN 40 /* a base64 line this long may continue on the next */
+#define DT_MIN_HEX 32  /* shortest hex word decoded */
 #define DT_MAX_RUN 256
 
 DT_FN int dt_upper(unsigned c) { return c - 'A' < 26u; }
@@ -68,7 +70,7 @@ DT_FN unsigned dt_b64_value(unsigned c)
 }
 
 /* Bytes decode.c's is_text counts bad wherever they stand (decode.c builds
- * its table from this). */
+ * its always_bad table from this). */
 #define DT_ALWAYS_BAD(c)                                                                     \
     (((c) >= 1 && (c) < 0x20 && (c) != '\t' && (c) != '\n' && (c) != '\r') || (c) == 0x7F ||    \
      (c) == 0xC0 || (c) == 0xC1 || (c) >= 0xF5)

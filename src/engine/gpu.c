@@ -964,6 +964,19 @@ static int scan_batch_cpu(const kh_engine *e, kh_scratch *s, const kh_chunk *chu
  * lock, so workers pack in parallel), then submits under one device's lock
  * and copies the hits out: the lock is held only while the device works,
  * never while the CPU packs or confirms. */
+/* Where each of n chunks of lengths len starts when packed (a NUL after
+ * each), and the total at [n]: malloc'd, NULL when out of memory. */
+static uint64_t *packed_starts(const size_t *len, size_t n)
+{
+    uint64_t *starts = malloc((n + 1) * sizeof *starts);
+    if (starts) {
+        starts[0] = 0;
+        for (size_t i = 0; i < n; i++)
+            starts[i + 1] = starts[i] + len[i] + 1;
+    }
+    return starts;
+}
+
 static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit **hits,
                             size_t *nhits)
 {
@@ -1044,23 +1057,20 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
         if (dropped)
             gpu_update_status(g);
     }
-    /* The device's hits (packed positions) to chunks, off the device lock. */
+    /* The device's hits (packed positions) to chunks, off the device lock;
+     * out of memory, the caller scans the batch on the CPU. */
     if (rc == KH_OK) {
-        uint64_t *starts = pk ? pk->starts : malloc((n + 1) * sizeof *starts);
+        uint64_t *starts = pk ? pk->starts : packed_starts(len, n);
         gpu_hit *grouped = malloc((*nhits + 1) * sizeof *grouped);
-        if (starts && grouped) {
-            if (!pk) {
-                starts[0] = 0;
-                for (size_t i = 0; i < n; i++)
-                    starts[i + 1] = starts[i] + len[i] + 1;
-            }
-            *nhits = gpu_hits_group(*hits, *nhits, starts, n, grouped);
-            free(*hits);
-            *hits = grouped;
-        } else {
+        size_t kept = starts && grouped ? gpu_hits_group(*hits, *nhits, starts, n, grouped)
+                                        : SIZE_MAX;
+        free(*hits);
+        *hits = grouped;
+        *nhits = kept;
+        if (kept == SIZE_MAX) {
             free(grouped);
-            free(*hits);
             *hits = NULL;
+            *nhits = 0;
             rc = KH_ENOMEM;
         }
         if (!pk)
@@ -1082,7 +1092,7 @@ size_t gpu_hits_group(const gpu_hit *hits, size_t n, const uint64_t *starts, siz
     if (!first || !of) {
         free(first);
         free(of);
-        return 0; /* the caller sees no hit: only a slower, equal result */
+        return SIZE_MAX;
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t pos = hits[i].offset;
@@ -1205,6 +1215,22 @@ static inline uint8_t fold(uint8_t c)
     return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c;
 }
 
+/* Room for need hits in *hits (capacity *cap, doubled); 0 or -1. */
+static int hits_reserve(gpu_hit **hits, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    gpu_hit *grown = realloc(*hits, ncap * sizeof *grown);
+    if (!grown)
+        return -1;
+    *hits = grown;
+    *cap = ncap;
+    return 0;
+}
+
 size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
                              const uint8_t *data, size_t len, uint32_t chunk, gpu_hit **hits,
                              size_t *nhits, size_t *cap)
@@ -1234,15 +1260,9 @@ size_t gpu_find_keywords_cpu(const char *const *keywords, uint32_t nkeywords,
                 j++;
             if (kw[j])
                 continue;
-            if (*nhits == *cap) {
-                size_t ncap = *cap ? *cap * 2 : 64;
-                gpu_hit *grown = realloc(*hits, ncap * sizeof *grown);
-                if (!grown) {
-                    free(byfirst);
-                    return (size_t)-1;
-                }
-                *hits = grown;
-                *cap = ncap;
+            if (hits_reserve(hits, cap, *nhits + 1)) {
+                free(byfirst);
+                return (size_t)-1;
             }
             (*hits)[(*nhits)++] = (gpu_hit){.offset = at, .chunk = chunk, .keyword = k};
             found++;
@@ -1329,17 +1349,9 @@ static int ref_marks(gpu_session *s, const uint8_t *data, size_t len, uint32_t c
     if (!marks)
         return 1;
     size_t n = decode_marks(data, len, marks);
-    if (s->nhits + n > s->cap) {
-        size_t ncap = s->cap ? s->cap : 64;
-        while (ncap < s->nhits + n)
-            ncap *= 2;
-        gpu_hit *grown = realloc(s->hits, ncap * sizeof *grown);
-        if (!grown) {
-            free(marks);
-            return 1;
-        }
-        s->hits = grown;
-        s->cap = ncap;
+    if (hits_reserve(&s->hits, &s->cap, s->nhits + n)) {
+        free(marks);
+        return 1;
     }
     for (size_t i = 0; i < n; i++)
         s->hits[s->nhits++] = (gpu_hit){.offset = marks[i], .chunk = chunk,
@@ -1425,14 +1437,11 @@ static int ref_submit(gpu_session *s, const uint8_t *const *data, const size_t *
             return 1;
         }
     }
-    uint64_t *starts = malloc((n + 1) * sizeof *starts);
+    uint64_t *starts = packed_starts(len, n);
     if (!starts) {
         snprintf(msg, cap, "out of memory");
         return 1;
     }
-    starts[0] = 0;
-    for (size_t i = 0; i < n; i++)
-        starts[i + 1] = starts[i] + len[i] + 1;
     ref_unmap(s, starts);
     free(starts);
     res->hits = s->hits;

@@ -161,7 +161,8 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
 /* Groups a session's hits (packed positions, device order) by chunk, in
  * ascending chunk order, with chunk-relative offsets: hits[0..n) into out
  * (room for n).  starts as for session_submit_packed.  Hits past the batch
- * are dropped; returns how many were kept. */
+ * are dropped; returns how many were kept, or SIZE_MAX when out of memory
+ * (a batch must then be scanned without them, on the CPU). */
 size_t gpu_hits_group(const gpu_hit *hits, size_t n, const uint64_t *starts, size_t nchunks,
                       gpu_hit *out);
 

@@ -115,6 +115,15 @@ static void mk(const char *path, const char *content)
     fclose(f);
 }
 
+/* path holding n copies of byte c (n < 1024). */
+static void mk_filled(const char *path, int c, size_t n)
+{
+    char buf[1024];
+    memset(buf, c, n);
+    buf[n] = '\0';
+    mk(path, buf);
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -423,11 +432,8 @@ static void test_unreadable_reported(void **state)
 static void test_size_limit(void **state)
 {
     (void)state;
-    char big[101];
-    memset(big, 'x', 100);
-    big[100] = '\0';
-    mk("big", big);
-    mk("edge", big + 50);
+    mk_filled("big", 'x', 100);
+    mk_filled("edge", 'x', 50);
     mk("small", "x");
     walk_opts o = {.max_file_size = 50};
     expect_walk(".", &o, 0, "edge\nsmall\n", "big: larger than --max-file-size (50 bytes)\n");
@@ -442,10 +448,7 @@ static void test_size_limit(void **state)
 static void test_reader_checks(void **state)
 {
     (void)state;
-    char big[101];
-    memset(big, 'x', 100);
-    big[100] = '\0';
-    mk("big", big);
+    mk_filled("big", 'x', 100);
     mk("small", "x");
     mk("d/e/f", "x");
     assert_int_equal(mkfifo("pipe", 0644), 0);
