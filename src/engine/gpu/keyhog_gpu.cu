@@ -32,12 +32,13 @@
  * worker's own thread into pinned memory (session_submit_packed), so the
  * copy engine reads it directly and the device lock covers only the device.
  *
- * Persistent mode: one block stays resident; block 0 polls a
- * command word in mapped host memory and relays it through device memory to
- * the other blocks (so only one thread reads across PCIe), and the last
- * block to finish a piece publishes the hit count and a done word back into
- * mapped memory.  No launch per batch.  If it cannot start (launch error,
- * no handshake within 5 s) or a piece times out, the session drops to one
+ * Persistent mode: one block stays resident and serves small batches (at
+ * most 16 KiB) from the caller's mapped memory, polling a command word
+ * there and publishing the hit count and a done word back: no launch per
+ * batch.  Bigger batches run as launches (which did not get the device
+ * while the resident block spun, so a big batch stops it and the next
+ * small one starts it again).  If it cannot start (launch error, no
+ * handshake within 5 s) or a batch times out, the session drops to one
  * launch per piece; if that fails, submit fails and libkeyhog scans on the
  * CPU.  Each drop prints one line on stderr.  KEYHOG_GPU_FORCE_FAIL (passed
  * in as opts->force_fail, a comma list of open, persistent, launch) forces
@@ -105,18 +106,10 @@ typedef struct sink {
 /* Written by the host, read by block 0 of the persistent kernel. */
 typedef struct host_ctrl {
     volatile unsigned int seq, stop, started, done_seq;
-    volatile unsigned long long base, valid, nhits_out;
-    volatile unsigned long long ptr;  /* non-zero: a small batch in mapped host memory */
-    volatile unsigned long long copy; /* its bytes to bring into buffer 0 (16-aligned) */
-    volatile unsigned int buf, end_batch;
+    volatile unsigned long long valid, nhits_out;
+    volatile unsigned long long ptr;  /* the small batch in mapped host memory */
+    volatile unsigned long long copy; /* its bytes to bring into the buffer (16-aligned) */
 } host_ctrl;
-
-/* Block 0's relay of the command, in device memory. */
-typedef struct dev_ctrl {
-    volatile unsigned int seq, stop, buf, end_batch;
-    volatile unsigned long long base, valid, ptr, copy;
-    unsigned int started_blocks, done_blocks;
-} dev_ctrl;
 
 __device__ __forceinline__ unsigned int fold(unsigned int c)
 {
@@ -130,13 +123,6 @@ template <bool COHERENT> __device__ __forceinline__ uint4 load16(const unsigned 
     if (COHERENT)
         return __ldcg(reinterpret_cast<const uint4 *>(p));
     return *reinterpret_cast<const uint4 *>(p);
-}
-
-template <bool COHERENT> __device__ __forceinline__ unsigned int load4(const unsigned char *p)
-{
-    if (COHERENT)
-        return __ldcg(reinterpret_cast<const unsigned int *>(p));
-    return *reinterpret_cast<const unsigned int *>(p);
 }
 
 template <bool COHERENT> __device__ __forceinline__ unsigned int load1(const unsigned char *p)
@@ -328,94 +314,58 @@ __global__ void __launch_bounds__(THREADS)
     scan_piece<false>(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile);
 }
 
+/* The resident kernel: one block.  Thread 0 polls the command word in
+ * mapped host memory; a command is a small batch in the caller's mapped,
+ * pinned memory, which the block brings into buf (all loads in flight at
+ * once, one PCIe round trip), scans, and whose few hits it writes straight
+ * to mapped host memory: no copy engine, no launch, no host sync.  Then it
+ * publishes the hit count and the done word.  `stop` ends it. */
 __global__ void __launch_bounds__(THREADS)
-    persistent_kernel(host_ctrl *hc, dev_ctrl *dc, unsigned char *buf0,
-                      const unsigned char *buf1, tables t, sink out, dev_hit *host_hits)
+    persistent_kernel(host_ctrl *hc, unsigned char *buf, tables t, sink out, dev_hit *host_hits)
 {
     __shared__ unsigned int sbits[FILTER_WORDS];
     __shared__ uint4 tile[TILE_WORDS];
-    __shared__ unsigned int s_seq, s_stop, s_buf, s_end;
-    __shared__ unsigned long long s_base, s_valid, s_ptr, s_copy;
+    __shared__ unsigned int s_seq, s_stop;
+    __shared__ unsigned long long s_valid, s_ptr, s_copy;
     load_filters(sbits, t);
     if (threadIdx.x == 0) {
-        __threadfence();
-        if (atomicAdd(&dc->started_blocks, 1u) == gridDim.x - 1) {
-            hc->started = 1;
-            __threadfence_system();
-        }
+        hc->started = 1;
+        __threadfence_system();
     }
     unsigned int last = 0;
     for (;;) {
         if (threadIdx.x == 0) {
             unsigned int q;
-            if (blockIdx.x == 0) {
-                while ((q = hc->seq) == last)
-                    __nanosleep(64);
-                __threadfence_system();
-                dc->base = hc->base;
-                dc->valid = hc->valid;
-                dc->buf = hc->buf;
-                dc->ptr = hc->ptr;
-                dc->copy = hc->copy;
-                dc->end_batch = hc->end_batch;
-                dc->stop = hc->stop;
-                __threadfence();
-                dc->seq = q;
-            } else {
-                while ((q = dc->seq) == last)
-                    __nanosleep(64);
-                __threadfence();
-            }
+            while ((q = hc->seq) == last)
+                __nanosleep(64);
+            __threadfence_system();
             s_seq = q;
-            s_stop = dc->stop;
-            s_base = dc->base;
-            s_valid = dc->valid;
-            s_buf = dc->buf;
-            s_ptr = dc->ptr;
-            s_copy = dc->copy;
-            s_end = dc->end_batch;
+            s_stop = hc->stop;
+            s_valid = hc->valid;
+            s_ptr = hc->ptr;
+            s_copy = hc->copy;
         }
         __syncthreads();
         if (s_stop)
             return;
         last = s_seq;
-        const unsigned char *src = s_buf ? buf1 : buf0;
+        const uint4 *from = (const uint4 *)s_ptr;
+        uint4 *into = (uint4 *)buf;
+        for (unsigned long long i = threadIdx.x; i < s_copy / 16; i += blockDim.x)
+            __stcg(into + i, __ldcv(from + i));
+        __syncthreads();
         sink to = out;
-        if (s_ptr) {
-            /* A small batch: block 0 alone brings it from the caller's
-             * mapped pinned memory into buffer 0 (all loads in flight at
-             * once, one PCIe round trip), scans it, and writes its few hits
-             * straight to mapped host memory: no copy engine, no host sync,
-             * no grid-wide barrier.  The other blocks only report done. */
-            if (blockIdx.x == 0) {
-                const uint4 *from = (const uint4 *)s_ptr;
-                uint4 *into = (uint4 *)buf0;
-                for (unsigned long long i = threadIdx.x; i < s_copy / 16; i += blockDim.x)
-                    __stcg(into + i, __ldcv(from + i));
-                __syncthreads();
-                to.hits = host_hits;
-                scan_piece<true>(buf0, s_base, s_valid, sbits, t, to, 0, 1, tile);
-            }
-        } else {
-            scan_piece<true>(src, s_base, s_valid, sbits, t, to, blockIdx.x, gridDim.x, tile);
-        }
+        to.hits = host_hits;
+        scan_piece<true>(buf, 0, s_valid, sbits, t, to, 0, 1, tile);
         __syncthreads();
         if (threadIdx.x == 0) {
-            /* Block 0 wrote a small batch's hits to mapped host memory:
-             * they must reach the host before the done word. */
-            if (s_ptr && blockIdx.x == 0)
-                __threadfence_system();
-            else
-                __threadfence();
-            if (atomicAdd(&dc->done_blocks, 1u) == gridDim.x - 1) {
-                dc->done_blocks = 0;
-                volatile unsigned long long *count = out.count;
-                hc->nhits_out = *count;
-                if (s_end)
-                    *count = 0;
-                __threadfence_system();
-                hc->done_seq = last;
-            }
+            /* The hits must reach the host before the done word. */
+            __threadfence_system();
+            volatile unsigned long long *count = out.count;
+            hc->nhits_out = *count;
+            *count = 0;
+            __threadfence_system();
+            hc->done_seq = last;
         }
         __syncthreads();
     }
@@ -445,13 +395,9 @@ struct gpu_session {
     unsigned long long *dcount;
     size_t cap;
     host_ctrl *hctrl, *hctrl_dev;
-    dev_ctrl *dctrl;
     unsigned int seq;
     int grid;
     int persistent_running;
-    /* chunk starts of the batch in flight */
-    unsigned long long *starts;
-    size_t starts_cap;
 };
 
 static double now_s(void)
@@ -576,8 +522,6 @@ static void stop_persistent(gpu_session *s)
 static int start_persistent(gpu_session *s, char *msg, size_t cap)
 {
     int per_sm = 0;
-    cudaDeviceProp p;
-    TRY(cudaGetDeviceProperties(&p, s->device), "device properties");
     TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, persistent_kernel, THREADS, 0),
         "occupancy");
     if (per_sm < 1) {
@@ -587,12 +531,10 @@ static int start_persistent(gpu_session *s, char *msg, size_t cap)
     {
         memset((void *)s->hctrl, 0, sizeof *s->hctrl);
         s->seq = 0;
-        TRY(cudaMemset(s->dctrl, 0, sizeof *s->dctrl), "control block");
         TRY(cudaMemset(s->dcount, 0, sizeof *s->dcount), "hit counter");
         unsigned char *b0 = s->dbuf[0];
-        const unsigned char *b1 = s->dbuf[1];
         sink out = {s->dhits, s->dcount, s->cap};
-        void *args[] = {&s->hctrl_dev, &s->dctrl, &b0, &b1, &s->t, &out, &s->hhits_dev};
+        void *args[] = {&s->hctrl_dev, &b0, &s->t, &out, &s->hhits_dev};
         /* One resident block: it serves the small batches, whose cost is
          * the round trip, and leaves the device to the launches that scan
          * big batches (every resident block would take part in each
@@ -634,10 +576,8 @@ static void kh_session_close(gpu_session *s)
     cudaFree(s->dtables);
     cudaFree(s->dhits);
     cudaFree(s->dcount);
-    cudaFree(s->dctrl);
     cudaFreeHost(s->hhits);
     cudaFreeHost((void *)s->hctrl);
-    free(s->starts);
     free(s);
 }
 
@@ -788,7 +728,6 @@ static int kh_session_open(const char *const *keywords, uint32_t n, const gpu_se
     s->zero_copy = p.canMapHostMemory && p.unifiedAddressing;
     TRY(cudaMalloc((void **)&s->dcount, sizeof *s->dcount), "hit counter");
     TRY(cudaMemset(s->dcount, 0, sizeof *s->dcount), "hit counter");
-    TRY(cudaMalloc((void **)&s->dctrl, sizeof *s->dctrl), "control block");
     TRY(cudaHostAlloc((void **)&s->hctrl, sizeof *s->hctrl, cudaHostAllocMapped),
         "mapped control block");
     TRY(cudaHostGetDevicePointer((void **)&s->hctrl_dev, (void *)s->hctrl, 0),
@@ -863,15 +802,13 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
     if (s->persistent_running && !(s->mode == MODE_PERSISTENT && small))
         stop_persistent(s);
     if (s->mode == MODE_PERSISTENT && small) {
-        /* The batch and what the kernel reads past it (its zero pad). */
-        size_t bytes = (size_t)(total + PAD < total + GPU_PACK_PAD ? total + PAD
-                                                                   : total + GPU_PACK_PAD);
+        /* The batch and what the kernel reads past it: PAD bytes of the
+         * GPU_PACK_PAD zeros the caller put there. */
+        static_assert(PAD <= GPU_PACK_PAD, "the kernel reads within the pad");
+        size_t bytes = (size_t)(total + PAD);
         s->hctrl->ptr = (unsigned long long)(uintptr_t)packed;
         s->hctrl->copy = (bytes + 15) / 16 * 16;
-        s->hctrl->base = 0;
         s->hctrl->valid = total;
-        s->hctrl->buf = 0;
-        s->hctrl->end_batch = 1;
         s->hits_on_host = 1;
         __sync_synchronize();
         s->hctrl->seq = ++s->seq;
@@ -935,29 +872,12 @@ fail:
     return 1;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return 1;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
-/* Runs a batch (packed by the caller, or packed here from data/len) and
- * turns the device's hits into per-chunk hits; s->starts holds the chunk
- * starts in the packed stream. */
+/* Runs a batch of `total` packed bytes (packed by the caller, or packed
+ * here from data/len) and hands out the device's hits as they are. */
 static int submit_common(gpu_session *s, const unsigned char *packed, const uint8_t *const *data,
-                         const size_t *len, size_t nchunks, gpu_batch_result *res, char *msg,
-                         size_t cap, double t0)
+                         const size_t *len, size_t nchunks, unsigned long long total,
+                         gpu_batch_result *res, char *msg, size_t cap, double t0)
 {
-    unsigned long long total = s->starts[nchunks];
     unsigned long long nhits = 0;
     int rc = run_pieces(s, packed, data, len, nchunks, total, &nhits, msg, cap);
     if (rc == 2) {
@@ -992,17 +912,10 @@ static int kh_session_submit(gpu_session *s, const uint8_t *const *data, const s
     memset(res, 0, sizeof *res);
     if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
         return 1;
-    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts)) {
-        snprintf(msg, cap, "out of memory");
-        return 1;
-    }
     unsigned long long total = 0;
-    for (size_t i = 0; i < nchunks; i++) {
-        s->starts[i] = total;
-        total += len[i] + 1;
-    }
-    s->starts[nchunks] = total;
-    return submit_common(s, NULL, data, len, nchunks, res, msg, cap, t0);
+    for (size_t i = 0; i < nchunks; i++)
+        total += len[i] + 1; /* each chunk and its NUL */
+    return submit_common(s, NULL, data, len, nchunks, total, res, msg, cap, t0);
 }
 
 static int kh_session_submit_packed(gpu_session *s, const uint8_t *packed,
@@ -1013,12 +926,7 @@ static int kh_session_submit_packed(gpu_session *s, const uint8_t *packed,
     memset(res, 0, sizeof *res);
     if (cuda_fail(cudaSetDevice(s->device), "set device", msg, cap))
         return 1;
-    if (grow((void **)&s->starts, &s->starts_cap, nchunks + 1, sizeof *s->starts)) {
-        snprintf(msg, cap, "out of memory");
-        return 1;
-    }
-    memcpy(s->starts, starts, (nchunks + 1) * sizeof *s->starts);
-    return submit_common(s, packed, NULL, NULL, nchunks, res, msg, cap, t0);
+    return submit_common(s, packed, NULL, NULL, nchunks, starts[nchunks], res, msg, cap, t0);
 }
 
 static int kh_host_alloc(size_t bytes, void **out)
