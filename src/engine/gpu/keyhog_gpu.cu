@@ -116,22 +116,6 @@ __device__ __forceinline__ unsigned int fold(unsigned int c)
     return c + ((c - 'A') < 26u ? 32u : 0u);
 }
 
-template <bool COHERENT> __device__ __forceinline__ uint4 load16(const unsigned char *p)
-{
-    /* The resident kernel reads buffers the copy engine rewrites under it:
-     * .cg loads skip the (incoherent) L1. */
-    if (COHERENT)
-        return __ldcg(reinterpret_cast<const uint4 *>(p));
-    return *reinterpret_cast<const uint4 *>(p);
-}
-
-template <bool COHERENT> __device__ __forceinline__ unsigned int load1(const unsigned char *p)
-{
-    if (COHERENT)
-        return __ldcg(p);
-    return *p;
-}
-
 __device__ __forceinline__ void load_filters(unsigned int *sbits, const tables &t)
 {
     for (unsigned int i = threadIdx.x; i < FILTER_WORDS; i += blockDim.x)
@@ -268,11 +252,9 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
 /* Scans starts [0, valid) of buf; bytes up to valid + t.tail (and PAD
  * more) are readable.  Each round a block copies its 4096 bytes, the 16
  * before and HALO after into shared memory (one 16-byte load a thread,
- * coalesced; through L2 only in the resident kernel, whose buffers the copy
- * engine rewrites and whose L1 would keep stale lines), and every later
- * read - keywords, their runs, decode marks - is from there.  Trip counts
+ * coalesced), and every later read - keywords, their runs, decode marks -
+ * is from there.  Trip counts
  * are uniform per block, so every thread reaches the barriers. */
-template <bool COHERENT>
 __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
                            unsigned long long valid, const unsigned int *sbits,
                            const tables &t, const sink &out, unsigned int block,
@@ -287,14 +269,14 @@ __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
          first += stride) {
         unsigned long long seg = first + threadIdx.x;
         int active = seg < nseg;
-        uint4 w = seg * SEG < readable ? load16<COHERENT>(buf + seg * SEG) : zero;
+        uint4 w = seg * SEG < readable ? *(const uint4 *)(buf + seg * SEG) : zero;
         unsigned long long tb = first * SEG;
         tile[1 + threadIdx.x] = w;
         if (threadIdx.x < HALO / 16) {
             unsigned long long h = tb + TILE + threadIdx.x * 16ull;
-            tile[1 + THREADS + threadIdx.x] = h < readable ? load16<COHERENT>(buf + h) : zero;
+            tile[1 + THREADS + threadIdx.x] = h < readable ? *(const uint4 *)(buf + h) : zero;
         } else if (threadIdx.x == HALO / 16) {
-            tile[0] = tb >= SEG ? load16<COHERENT>(buf + tb - SEG) : zero;
+            tile[0] = tb >= SEG ? *(const uint4 *)(buf + tb - SEG) : zero;
         }
         __syncthreads();
         if (active)
@@ -311,13 +293,14 @@ __global__ void __launch_bounds__(THREADS)
     __shared__ unsigned int sbits[FILTER_WORDS];
     __shared__ uint4 tile[TILE_WORDS];
     load_filters(sbits, t);
-    scan_piece<false>(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile);
+    scan_piece(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile);
 }
 
 /* The resident kernel: one block.  Thread 0 polls the command word in
  * mapped host memory; a command is a small batch in the caller's mapped,
  * pinned memory, which the block brings into buf (all loads in flight at
- * once, one PCIe round trip), scans, and whose few hits it writes straight
+ * once, one PCIe round trip; volatile, since the host rewrites that memory
+ * between commands), scans, and whose few hits it writes straight
  * to mapped host memory: no copy engine, no launch, no host sync.  Then it
  * publishes the hit count and the done word.  `stop` ends it. */
 __global__ void __launch_bounds__(THREADS)
@@ -352,11 +335,16 @@ __global__ void __launch_bounds__(THREADS)
         const uint4 *from = (const uint4 *)s_ptr;
         uint4 *into = (uint4 *)buf;
         for (unsigned long long i = threadIdx.x; i < s_copy / 16; i += blockDim.x)
-            __stcg(into + i, __ldcv(from + i));
+            into[i] = __ldcv(from + i);
+        /* The block's own stores, visible to its own plain loads after the
+         * barrier (the CUDA memory model's guarantee within a block): no
+         * other writer touches buf while this kernel runs, since launches
+         * stop it first.  Reading buf through L2 only (.cg), which this
+         * once did, made the scan twice as slow. */
         __syncthreads();
         sink to = out;
         to.hits = host_hits;
-        scan_piece<true>(buf, 0, s_valid, sbits, t, to, 0, 1, tile);
+        scan_piece(buf, 0, s_valid, sbits, t, to, 0, 1, tile);
         __syncthreads();
         if (threadIdx.x == 0) {
             /* The hits must reach the host before the done word. */
@@ -1089,22 +1077,35 @@ int main(int argc, char **argv)
                 dt = now_s() - t0;
                 printf("mode=%s session, pre-packed pinned (copy+scan+hits) %.2f GB/s\n",
                        kh_session_mode(s), (double)st[per] * reps / dt / 1e9);
-                /* Many small batches: 10,000 chunks of 4 KiB, one a batch. */
-                int small = 10000;
-                uint64_t st1[2] = {0, 4097};
-                t0 = now_s();
-                for (int i = 0; i < small; i++) {
-                    memcpy(packed, text + ((size_t)i * 4096) % (total - 4096), 4096);
-                    packed[4096] = 0;
-                    memset(packed + 4097, 0, GPU_PACK_PAD);
-                    if (kh_session_submit_packed(s, packed, st1, 1, &r, msg, sizeof msg)) {
-                        fprintf(stderr, "submit: %s\n", msg);
-                        break;
+                /* Many small batches, one chunk a batch: 10,000 of 4 KiB,
+                 * and of 15 bytes (the round trip alone).  The hits'
+                 * digest must be the same in both modes. */
+                static const size_t sizes[] = {15, 4096};
+                for (int z = 0; z < 2; z++) {
+                    size_t sz = sizes[z], nh = 0;
+                    unsigned long long digest = 0;
+                    int small = 10000;
+                    uint64_t st1[2] = {0, sz + 1};
+                    t0 = now_s();
+                    for (int i = 0; i < small; i++) {
+                        memcpy(packed, text + ((size_t)i * 4096) % (total - 4096), sz);
+                        packed[sz] = 0;
+                        memset(packed + sz + 1, 0, GPU_PACK_PAD);
+                        if (kh_session_submit_packed(s, packed, st1, 1, &r, msg, sizeof msg)) {
+                            fprintf(stderr, "submit: %s\n", msg);
+                            return 1;
+                        }
+                        nh += r.nhits;
+                        for (size_t h = 0; h < r.nhits; h++)
+                            digest += (r.hits[h].offset + 1) *
+                                      (r.hits[h].keyword * 2654435761ull + 1) *
+                                      (unsigned long long)(i + 1);
                     }
+                    dt = now_s() - t0;
+                    printf("mode=%s 10000 batches of one %zu-byte chunk: %.1f us/batch, "
+                           "%zu hits, digest %016llx\n",
+                           kh_session_mode(s), sz, dt / small * 1e6, nh, digest);
                 }
-                dt = now_s() - t0;
-                printf("mode=%s 10000 batches of one 4 KiB chunk: %.1f us/batch, %.3f s\n",
-                       kh_session_mode(s), dt / small * 1e6, dt);
             }
             free(st);
         }
@@ -1137,6 +1138,14 @@ int main(int argc, char **argv)
             cudaMemcpy(&c, s->dcount, 8, cudaMemcpyDeviceToHost);
             printf("kernel alone: %.1f GB/s over 1 GiB resident (%llu hits/GiB), %s\n",
                    (double)len * reps / (ms / 1e3) / 1e9, c, cudaGetErrorString(cudaGetLastError()));
+            /* One block on one 4 KiB tile: the device time of a small batch. */
+            cudaEventRecord(e0);
+            for (int i = 0; i < 1000; i++)
+                launch_kernel<<<1, THREADS>>>(d + ((size_t)i << 12), 0, 4097, s->t, out);
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            cudaEventElapsedTime(&ms, e0, e1);
+            printf("kernel, one block on a 4 KiB tile: %.1f us\n", ms * 1e3 / 1000);
             unsigned char *pinned = packed_all;
             size_t cb = 64u << 20;
             memcpy(pinned, text, total < cb ? total : cb);
