@@ -112,7 +112,8 @@ scan: all
 # GPU backend (docs/gpu.md): a shared object of its own, built only where
 # nvcc is on PATH (NVCC, GPU_LIB above), with the CUDA runtime linked in
 # statically; the keyhog binary dlopens it and never links CUDA, so nothing
-# here can fail without nvcc.  `make gpu` also builds the device benchmark.
+# here can fail without nvcc.  `make gpu` also builds the device benchmark
+# and gpu_check.
 
 $(BUILD)/libkeyhog_gpu.so: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h
 	@mkdir -p $(dir $@)
@@ -122,12 +123,17 @@ $(BUILD)/keyhog_gpu_bench: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DKH_GPU_BENCH -Iinclude -Isrc $< -o $@
 
+# The library alone against a plain CPU search, on a device (docs/gpu.md).
+$(BUILD)/gpu_check: src/engine/gpu/gpu_check.c src/engine/gpu.h src/decode/trigger.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ -ldl
+
 $(BUILD)/gpu_bench: bench/gpu_bench.c $(BUILD)/libkeyhog.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libkeyhog.a $(LDLIBS)
 
 ifneq ($(NVCC),)
-gpu: $(GPU_LIB) $(BUILD)/keyhog_gpu_bench $(BUILD)/gpu_bench
+gpu: $(GPU_LIB) $(BUILD)/keyhog_gpu_bench $(BUILD)/gpu_check $(BUILD)/gpu_bench
 else
 gpu: $(BUILD)/gpu_bench
 	@echo "nvcc not found: the GPU backend is not built (the CPU path needs nothing)"

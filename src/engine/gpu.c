@@ -582,50 +582,6 @@ static int rx_tokens(const char *r, rx_token *t, int cap)
     return depth ? -1 : n;
 }
 
-/* Whether token j is passed by every match: it and every group around it
- * are not optional, and no alternation sits beside it at any level. */
-static int rx_mandatory(const rx_token *t, int n, int j)
-{
-    if (t[j].min == 0)
-        return 0;
-    /* Walk outwards level by level: from j, look left and right at the
-     * same depth for '|', and at the enclosing group's quantifier. */
-    int lo = j, hi = j;
-    for (;;) {
-        int d = 0, open = -1;
-        for (int k = lo - 1; k >= 0; k--) {
-            if (t[k].kind == RX_CLOSE)
-                d++;
-            else if (t[k].kind == RX_OPEN) {
-                if (d == 0) {
-                    open = k;
-                    break;
-                }
-                d--;
-            } else if (t[k].kind == RX_ALT && d == 0)
-                return 0;
-        }
-        d = 0;
-        for (int k = hi + 1; k < n; k++) {
-            if (t[k].kind == RX_OPEN)
-                d++;
-            else if (t[k].kind == RX_CLOSE) {
-                if (d == 0)
-                    break;
-                d--;
-            } else if (t[k].kind == RX_ALT && d == 0)
-                return 0;
-        }
-        if (open < 0)
-            return 1;
-        int close = t[open].match;
-        if (t[close].min == 0)
-            return 0;
-        lo = open;
-        hi = close;
-    }
-}
-
 static uint8_t ascii_lower(uint8_t c)
 {
     return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c;
@@ -661,69 +617,287 @@ static int rx_group_first(const rx_token *t, int open, uint32_t *cls)
     return !at_start;
 }
 
-/* Looks in pattern tokens for a mandatory occurrence of keyword kw followed
- * by a mandatory class run, or by a group whose every alternative starts
- * with a mandatory byte class; on success fills cls (case-folded) and
- * *run. */
-static int rx_keyword_run(const rx_token *t, int n, const char *kw, uint32_t *cls, unsigned *run)
+static unsigned sat_add(unsigned a, unsigned b)
 {
-    size_t kl = strlen(kw);
-    int found = 0;
-    for (int j = 0; j + (int)kl < n; j++) {
-        size_t m = 0;
-        while (m < kl && t[j + (int)m].kind == RX_LIT && t[j + (int)m].min == 1 &&
-               t[j + (int)m].max == 1 &&
-               ascii_lower(t[j + (int)m].lit) == ascii_lower((uint8_t)kw[m]) &&
-               rx_mandatory(t, n, j + (int)m))
-            m++;
-        if (m < kl)
-            continue;
-        const rx_token *next = &t[j + (int)kl];
-        uint32_t c[8];
-        unsigned min;
-        if ((next->kind == RX_CLASS || next->kind == RX_LIT) && next->min > 0 &&
-            rx_mandatory(t, n, j + (int)kl)) {
-            memcpy(c, next->cls, sizeof c);
-            min = next->min;
-        } else if (next->kind == RX_OPEN && t[next->match].min > 0 &&
-                   rx_group_first(t, j + (int)kl, c)) {
-            /* Right after the keyword's last (mandatory) byte, at its level:
-             * the group is passed when its quantifier is. One byte that can
-             * start an alternative must follow. */
-            min = 1;
-        } else {
-            continue;
-        }
-        for (unsigned b = 'A'; b <= 'Z'; b++) {
-            if (c[b >> 5] & (1u << (b & 31)))
-                cls_set(c, b | 0x20);
-            if (c[(b | 0x20) >> 5] & (1u << ((b | 0x20) & 31)))
-                cls_set(c, b);
-        }
-        unsigned r = min > GPU_MAX_RUN ? GPU_MAX_RUN : min;
-        if (!found || r < *run) {
-            /* Two places: either may be the one; keep the weaker test. */
-            if (found)
-                for (int k = 0; k < 8; k++)
-                    c[k] |= cls[k];
-            memcpy(cls, c, sizeof c);
-            *run = r;
-        } else {
-            for (int k = 0; k < 8; k++)
-                cls[k] |= c[k];
-        }
-        found = 1;
-    }
-    return found;
+    return a > UINT_MAX - b ? UINT_MAX : a + b;
 }
 
+static unsigned sat_mul(unsigned a, unsigned b)
+{
+    return a && b > UINT_MAX / a ? UINT_MAX : a * b;
+}
+
+static void cls_fold(uint32_t *c)
+{
+    for (unsigned b = 'A'; b <= 'Z'; b++)
+        if (GPU_IN_CLASS(c, b) || GPU_IN_CLASS(c, b | 0x20)) {
+            cls_set(c, b);
+            cls_set(c, b | 0x20);
+        }
+}
+
+static unsigned cls_count(const uint32_t *c)
+{
+    unsigned n = 0;
+    for (int w = 0; w < 8; w++)
+        n += (unsigned)__builtin_popcount(c[w]);
+    return n;
+}
+
+/* The RX_CLOSE ending the group that token pos is in (nested groups
+ * skipped), or n at the top level. */
+static int rx_level_end(const rx_token *t, int n, int pos)
+{
+    for (int k = pos; k < n; k++) {
+        if (t[k].kind == RX_OPEN)
+            k = t[k].match;
+        else if (t[k].kind == RX_CLOSE)
+            return k;
+    }
+    return n;
+}
+
+/* Where a match goes on from token pos: the end of an alternative leads
+ * to the end of its group, the end of a group that does not repeat to what
+ * follows it, assertions match nothing.  n at the end of the pattern, -1
+ * when a repeating group could lead back. */
+static int rx_next(const rx_token *t, int n, int pos)
+{
+    while (pos < n) {
+        if (t[pos].kind == RX_ALT)
+            pos = rx_level_end(t, n, pos);
+        else if (t[pos].kind == RX_CLOSE && t[pos].max > 1)
+            return -1;
+        else if (t[pos].kind == RX_CLOSE || t[pos].kind == RX_ASSERT)
+            pos++;
+        else
+            return pos;
+    }
+    return n;
+}
+
+/* The longest text tokens [lo, hi) match; UINT_MAX when unbounded. */
+static unsigned rx_max_len(const rx_token *t, int lo, int hi)
+{
+    unsigned best = 0, cur = 0;
+    for (int k = lo; k < hi; k++) {
+        if (t[k].kind == RX_ALT) {
+            best = cur > best ? cur : best;
+            cur = 0;
+        } else if (t[k].kind == RX_OPEN) {
+            int c = t[k].match;
+            cur = sat_add(cur, sat_mul(rx_max_len(t, k + 1, c), t[c].max));
+            k = c;
+        } else if (t[k].kind == RX_LIT || t[k].kind == RX_CLASS) {
+            cur = sat_add(cur, t[k].max);
+        }
+    }
+    return cur > best ? cur : best;
+}
+
+/* Whether token p must match at least one byte, all of them from `first`:
+ * a literal or class, or a group whose alternatives each start so. */
+static int rx_first_byte(const rx_token *t, int p, uint32_t *first)
+{
+    if ((t[p].kind == RX_CLASS || t[p].kind == RX_LIT) && t[p].min > 0) {
+        memcpy(first, t[p].cls, 8 * sizeof *first);
+        return 1;
+    }
+    return t[p].kind == RX_OPEN && t[t[p].match].min > 0 && rx_group_first(t, p, first);
+}
+
+/* A stop class with more bytes than this is crossed, not tested. */
+#define STOP_CLASS_MAX 40
+
+/* The test for a keyword occurrence whose last byte is token after-1:
+ * the run that must follow it (min_run), and the byte the match must reach
+ * next within GPU_MAX_STOP bytes (stop_within): each token the walk crosses
+ * on the way (optional, or of a class too wide to test) adds its bytes to
+ * `skip` and its longest length to the distance.  Either may be absent. */
+static void rx_occurrence_filter(const rx_token *t, int n, int after, gpu_keyword_filter *f)
+{
+    memset(f, 0, sizeof *f);
+    int p = rx_next(t, n, after), run = -1;
+    if (p >= 0 && p < n && rx_first_byte(t, p, f->cls)) {
+        f->min_run = t[p].kind == RX_OPEN ? 1 : t[p].min;
+        if (f->min_run > GPU_MAX_RUN)
+            f->min_run = GPU_MAX_RUN;
+        cls_fold(f->cls);
+        run = p;
+    }
+    /* The stop byte is looked for past the run's token, which the run test
+     * already covers: 'tr_' then (?:prod|dev|stg) then '_'. */
+    uint32_t skip[8] = {0};
+    unsigned reach = 0;
+    for (p = after; (p = rx_next(t, n, p)) >= 0 && p < n;) {
+        const rx_token *k = &t[p];
+        uint32_t first[8];
+        if (p != run && rx_first_byte(t, p, first)) {
+            cls_fold(first);
+            if (cls_count(first) <= STOP_CLASS_MAX) {
+                memcpy(f->stop, first, sizeof f->stop);
+                cls_fold(skip);
+                memcpy(f->skip, skip, sizeof f->skip);
+                f->stop_within = reach + 1;
+                return;
+            }
+        }
+        unsigned len = k->max;
+        int end = p;
+        if (k->kind == RX_OPEN) {
+            end = k->match;
+            len = sat_mul(rx_max_len(t, p + 1, end), t[end].max);
+        }
+        for (int q = p; q <= end; q++)
+            if (t[q].kind == RX_LIT || t[q].kind == RX_CLASS)
+                for (int w = 0; w < 8; w++)
+                    skip[w] |= t[q].cls[w];
+        reach = sat_add(reach, len);
+        if (reach >= GPU_MAX_STOP)
+            return;
+        p = end + 1;
+    }
+}
+
+/* A set of keyword occurrences every match of some tokens passes through
+ * at least one of, with the test each gets; `good` when every one has a
+ * test. */
+#define COVER_MAX 16
+typedef struct rx_cover {
+    int n, good;
+    uint32_t keyword[COVER_MAX];
+    gpu_keyword_filter f[COVER_MAX];
+} rx_cover;
+
+static int rx_cover_alts(const rx_token *t, int n, int lo, int hi, const spec_detector *d,
+                         int depth, rx_cover *c);
+
+/* One alternative, tokens [lo, hi) without '|' at their level: it is
+ * covered by a keyword spelt out by its literals, or by a group it cannot
+ * skip that is covered.  The first covering place with tests wins, else the
+ * first covering place. */
+static int rx_cover_seq(const rx_token *t, int n, int lo, int hi, const spec_detector *d,
+                        int depth, rx_cover *best)
+{
+    int have = 0;
+    rx_cover *cand = malloc(sizeof *cand);
+    if (!cand)
+        return 0;
+    for (int k = lo; k < hi && !(have && best->good); k++) {
+        if (t[k].kind == RX_OPEN) {
+            int close = t[k].match;
+            if (t[close].min > 0 && rx_cover_alts(t, n, k + 1, close, d, depth + 1, cand) &&
+                (!have || cand->good)) {
+                *best = *cand;
+                have = 1;
+            }
+            k = close;
+            continue;
+        }
+        if (t[k].kind != RX_LIT)
+            continue;
+        for (uint32_t q = 0; q < d->keyword_count; q++) {
+            const char *kw = d->keywords[q];
+            int kl = (int)strlen(kw), m = 0;
+            while (m < kl && k + m < hi && t[k + m].kind == RX_LIT && t[k + m].min == 1 &&
+                   t[k + m].max == 1 && ascii_lower(t[k + m].lit) == ascii_lower((uint8_t)kw[m]))
+                m++;
+            if (m < kl || kl == 0)
+                continue;
+            cand->n = 1;
+            cand->keyword[0] = q;
+            rx_occurrence_filter(t, n, k + kl, &cand->f[0]);
+            cand->good = cand->f[0].min_run || cand->f[0].stop_within;
+            if (!have || (cand->good && !best->good)) {
+                *best = *cand;
+                have = 1;
+            }
+        }
+    }
+    free(cand);
+    return have;
+}
+
+/* Tokens [lo, hi), alternatives at their level: each must be covered. */
+static int rx_cover_alts(const rx_token *t, int n, int lo, int hi, const spec_detector *d,
+                         int depth, rx_cover *c)
+{
+    if (depth > 8)
+        return 0;
+    rx_cover *alt = malloc(sizeof *alt);
+    if (!alt)
+        return 0;
+    c->n = 0;
+    c->good = 1;
+    int ok = 1;
+    for (int k = lo, start = lo; ok && k <= hi; k++) {
+        if (k < hi && t[k].kind == RX_OPEN) {
+            k = t[k].match;
+            continue;
+        }
+        if (k < hi && t[k].kind != RX_ALT)
+            continue;
+        ok = rx_cover_seq(t, n, start, k, d, depth, alt) && c->n + alt->n <= COVER_MAX;
+        if (ok) {
+            memcpy(c->keyword + c->n, alt->keyword, (size_t)alt->n * sizeof *c->keyword);
+            memcpy(c->f + c->n, alt->f, (size_t)alt->n * sizeof *c->f);
+            c->n += alt->n;
+            c->good &= alt->good;
+        }
+        start = k + 1;
+    }
+    free(alt);
+    return ok;
+}
+
+/* A keyword's test when several occurrences rely on it: any of them may be
+ * the one, so each part of the test is the weaker of the two. */
+static void filter_merge(gpu_keyword_filter *into, const gpu_keyword_filter *f)
+{
+    if (!into->min_run || !f->min_run) {
+        into->min_run = 0;
+        memset(into->cls, 0, sizeof into->cls);
+    } else {
+        into->min_run = f->min_run < into->min_run ? f->min_run : into->min_run;
+        for (int w = 0; w < 8; w++)
+            into->cls[w] |= f->cls[w];
+    }
+    if (!into->stop_within || !f->stop_within) {
+        into->stop_within = 0;
+        memset(into->stop, 0, sizeof into->stop);
+        memset(into->skip, 0, sizeof into->skip);
+    } else {
+        if (f->stop_within > into->stop_within)
+            into->stop_within = f->stop_within;
+        for (int w = 0; w < 8; w++) {
+            into->stop[w] |= f->stop[w];
+            into->skip[w] |= f->skip[w];
+        }
+    }
+}
+
+/*
+ * Each pattern of a detector must pass through one of its keywords in
+ * every match: a keyword spelt out by literals at a place the match cannot
+ * skip, or inside each alternative of a group it cannot skip
+ * ('(?:api[_.-]?key|apikey)').  Those occurrences are the ones the regions
+ * rely on; each gets the test of what follows it, and a keyword's filter is
+ * the weakest over the occurrences that rely on it (a keyword none relies
+ * on keeps every hit).
+ */
 int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out)
 {
     size_t nk = engine_keyword_count(e);
     memset(out, 0, (nk ? nk : 1) * sizeof *out);
     rx_token *t = malloc(1024 * sizeof *t);
-    if (!t)
+    rx_cover *c = malloc(sizeof *c);
+    gpu_keyword_filter *f = malloc(64 * sizeof *f);
+    if (!t || !c || !f) {
+        free(t);
+        free(c);
+        free(f);
         return 0;
+    }
     int filtered = 0;
     const kh_detectors *set = e->set;
     /* Keyword entries are laid out detector by detector, in set order. */
@@ -731,52 +905,35 @@ int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out)
     for (uint32_t di = 0; di < set->count; di++) {
         const spec_detector *d = set->items[di];
         size_t kc = d->keyword_count;
-        int ok = kc > 0;
+        int ok = kc > 0 && kc <= 64;
         /* Patterns off Vectorscan are found through their keywords
          * anywhere in the chunk: their keywords must all stay. */
         for (uint32_t p = 0; p < e->pattern_count && ok; p++)
             if (e->patterns[p].detector == di && !e->patterns[p].on_vectorscan)
                 ok = 0;
-        gpu_keyword_filter f[64];
-        unsigned anchored[64] = {0};
-        if (kc > 64)
-            ok = 0;
-        for (size_t k = 0; ok && k < kc; k++)
-            memset(&f[k], 0, sizeof f[k]);
+        uint8_t relied[64] = {0};
         for (size_t pi = 0; ok && pi < d->pattern_count; pi++) {
             int n = rx_tokens(d->patterns[pi].regex, t, 1024);
-            if (n < 0) {
-                ok = 0;
-                break;
+            ok = n >= 0 && rx_cover_alts(t, n, 0, n, d, 0, c);
+            for (int u = 0; ok && u < c->n; u++) {
+                uint32_t k = c->keyword[u];
+                if (relied[k])
+                    filter_merge(&f[k], &c->f[u]);
+                else
+                    f[k] = c->f[u];
+                relied[k] = 1;
             }
-            /* Each pattern must pass through a filtered keyword; if it
-             * passes through several, any of them may be the one. */
-            int any = 0;
-            for (size_t k = 0; k < kc; k++) {
-                uint32_t c[8] = {0};
-                unsigned run = 0;
-                if (!rx_keyword_run(t, n, d->keywords[k], c, &run))
-                    continue;
-                any = 1;
-                if (!anchored[k] || run < f[k].min_run)
-                    f[k].min_run = run;
-                for (int w = 0; w < 8; w++)
-                    f[k].cls[w] |= c[w];
-                anchored[k] = 1;
-            }
-            if (!any)
-                ok = 0;
         }
-        /* A keyword no pattern passes through gets no test: its hits are
-         * kept (dropping them is also sound, but gains little). */
-        for (size_t k = 0; k < kc && base + k < nk; k++)
-            if (ok && anchored[k]) {
+        for (size_t k = 0; ok && k < kc && base + k < nk; k++)
+            if (relied[k] && (f[k].min_run || f[k].stop_within)) {
                 out[base + k] = f[k];
                 filtered++;
             }
         base += kc;
     }
     free(t);
+    free(c);
+    free(f);
     return filtered;
 }
 
@@ -1330,10 +1487,20 @@ static void ref_filter(gpu_session *s, size_t from, const uint8_t *data, size_t 
             if (p > len)
                 break; /* past the separator: the device reads on; keep */
             unsigned b = p < len ? data[p] : 0;
-            if (!((f->cls[b >> 5] >> (b & 31)) & 1u))
+            if (!GPU_IN_CLASS(f->cls, b))
                 break;
         }
         if (r < f->min_run && at + r <= len)
+            continue;
+        uint32_t q = 0;
+        for (; q < f->stop_within && at + q <= len; q++) {
+            unsigned b = at + q < len ? data[at + q] : 0;
+            if (GPU_IN_CLASS(f->stop, b))
+                break;
+            if (!GPU_IN_CLASS(f->skip, b))
+                q = f->stop_within;
+        }
+        if (f->stop_within && q >= f->stop_within)
             continue;
         s->hits[w++] = *h;
     }

@@ -26,11 +26,11 @@ extern "C" {
 
 /* Bumped whenever a struct or signature below changes; the loader refuses a
  * library that reports another version. */
-#define GPU_ABI_VERSION 3
+#define GPU_ABI_VERSION 4
 
 /* A packed batch (session_submit_packed) ends with this many zero bytes
  * after its last chunk's NUL: the kernel reads a little past the end. */
-#define GPU_PACK_PAD 128
+#define GPU_PACK_PAD 256
 
 /* Longest keyword the device tables hold; longer ones (none today) make the
  * loader keep the CPU. */
@@ -41,12 +41,25 @@ typedef struct gpu_session gpu_session;
 /* Longest class run a keyword filter asks for. */
 #define GPU_MAX_RUN 32
 
-/* What must follow a keyword for its occurrence to matter: at least
- * min_run bytes of the class cls (a 256-bit set); min_run 0 = no test. */
+/* Farthest a keyword filter's stop byte may lie after the keyword. */
+#define GPU_MAX_STOP 64
+
+/* What must follow a keyword for its occurrence to matter (256-bit sets,
+ * both letter cases in each):
+ * - at least min_run bytes of the class cls right after it (min_run 0: no
+ *   test);
+ * - a byte of `stop` among the first stop_within bytes after it, with only
+ *   bytes of `skip` before that one (stop_within 0: no test).  An
+ *   assignment after a keyword-context name ('api' ... '[:=]') is the
+ *   common case: most occurrences of common words fail it. */
 typedef struct gpu_keyword_filter {
     uint32_t cls[8];
     uint32_t min_run;
+    uint32_t stop_within;
+    uint32_t stop[8], skip[8];
 } gpu_keyword_filter;
+
+#define GPU_IN_CLASS(c, b) (((c)[(b) >> 5] >> ((b) & 31)) & 1u)
 
 /* One keyword occurrence: keyword `keyword` starts at byte `offset` of chunk
  * `chunk` of the submitted batch.  A session returns hits in device order

@@ -390,8 +390,11 @@ static void test_regions_cover_every_keyword(void **state)
 
 /* Token filters read from regexes: a keyword followed by a class run gets a
  * test, one followed by a group gets a test of the byte that can start an
- * alternative; alternation around it gets none; and with the filters on, a
- * batch still finds exactly what kh_scan finds. */
+ * alternative, and of the byte the match reaches next ('_' after
+ * tr_(?:prod|dev)); keywords in the alternatives of a group are relied on
+ * each with what follows the group; an assignment after a keyword within a
+ * bounded distance is a stop test; and with the filters on, a batch still
+ * finds exactly what kh_scan finds. */
 static const char *const filter_specs[] = {
     "[detector]\nid = \"f-hex\"\nname = \"F hex\"\nservice = \"fhex\"\nseverity = \"high\"\n"
     "keywords = [\"sk_x\"]\n[[detector.patterns]]\nregex = '\\bsk_x[0-9a-f]{32}\\b'\n",
@@ -403,6 +406,9 @@ static const char *const filter_specs[] = {
     "[detector]\nid = \"f-inner\"\nname = \"F inner\"\nservice = \"finner\"\nseverity = \"high\"\n"
     "keywords = [\"o.\"]\n[[detector.patterns]]\n"
     "regex = '(?i:pushq)[^\\n]{0,9}?\\b(o\\.[A-Za-z0-9]{12})\\b'\ngroup = 1\n",
+    "[detector]\nid = \"f-assign\"\nname = \"F assign\"\nservice = \"fassign\"\n"
+    "severity = \"high\"\nkeywords = [\"zork\"]\n[[detector.patterns]]\n"
+    "regex = '(?i:zork[\\w.-]{0,10}\\s{0,2}[:=]\\s{0,2})\"([a-z0-9]{10})\"'\ngroup = 1\n",
 };
 
 static int in_class(const gpu_keyword_filter *f, unsigned b)
@@ -422,7 +428,7 @@ static void test_keyword_filters(void **state)
     size_t nk = engine_keyword_count(e);
     gpu_keyword_filter *f = calloc(nk, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(gpu_keyword_filters(e, f), 3);
+    assert_int_equal(gpu_keyword_filters(e, f), 6);
     for (size_t k = 0; k < nk; k++) {
         const char *kw = engine_keyword(e, k, NULL);
         if (!strcmp(kw, "sk_x")) {
@@ -437,8 +443,21 @@ static void test_keyword_filters(void **state)
             assert_int_equal(f[k].min_run, 1); /* (?:prod|dev) */
             assert_true(in_class(&f[k], 'p') && in_class(&f[k], 'D'));
             assert_false(in_class(&f[k], 'r') || in_class(&f[k], '_'));
+            assert_int_equal(f[k].stop_within, 5); /* then '_' */
+            assert_true(GPU_IN_CLASS(f[k].stop, '_') && GPU_IN_CLASS(f[k].skip, 'R'));
+            assert_false(GPU_IN_CLASS(f[k].skip, '_') || GPU_IN_CLASS(f[k].skip, 'a'));
+        } else if (!strcmp(kw, "zork")) {
+            assert_int_equal(f[k].min_run, 0);
+            assert_int_equal(f[k].stop_within, 13); /* [\w.-]{0,10}\s{0,2}[:=] */
+            assert_true(GPU_IN_CLASS(f[k].stop, '=') && GPU_IN_CLASS(f[k].stop, ':'));
+            assert_true(GPU_IN_CLASS(f[k].skip, '.') && GPU_IN_CLASS(f[k].skip, ' '));
+            assert_false(GPU_IN_CLASS(f[k].skip, '(') || GPU_IN_CLASS(f[k].stop, '"'));
         } else {
-            assert_int_equal(f[k].min_run, 0); /* apq, kyq: not provable */
+            /* apq, kyq: each alternative of (?:apq|kyq), then [=:] */
+            assert_int_equal(f[k].min_run, 1);
+            assert_true(in_class(&f[k], '=') && in_class(&f[k], ':'));
+            assert_false(in_class(&f[k], 'a'));
+            assert_int_equal(f[k].stop_within, 0); /* [a-z]{8}: too wide */
         }
     }
     free(f);
@@ -450,23 +469,27 @@ static void test_keyword_filters(void **state)
         "pushq me o.Ab3Cd4Ef5Gh6 and o.short and o.",
         "tr_prod_abcde tr_xyz apq=abcdefgh kyq:zzzzzzzz apq TR_DEV_QWERT attr_dev_abcde tr_",
         "sk_x0123456789abcdef0123456789abcde",
+        "zork_name = \"m4k9x2q7z1\" zork(x) = \"p8v3n6w1r5\" ZORK0123456789  :\"q1w2e3r4t5\" "
+        "zork01234567890 =\"h2j8d5s1a6\" zork.a=\"c7f3b9g2e4\" zork",
+        "zork_key  =",
     };
-    kh_chunk chunks[5];
-    for (int i = 0; i < 5; i++)
+    enum { NT = sizeof texts / sizeof *texts };
+    kh_chunk chunks[NT];
+    for (int i = 0; i < NT; i++)
         chunks[i] = (kh_chunk){.data = (const uint8_t *)texts[i], .len = strlen(texts[i]),
                                .path = "f.txt"};
     kh_scratch *s = NULL;
     assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
     text want = {0}, got = {0};
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < NT; i++) {
         single_ctx sc = {&want, i};
         assert_int_equal(kh_scan(e, s, &chunks[i], on_single, &sc), KH_OK);
     }
     kh_gpu *g = NULL;
     kh_gpu_opts go = {.quiet = 1};
     assert_int_equal(gpu_open_api(e, gpu_reference_api(), &go, &g, &err), KH_OK);
-    assert_int_equal(kh_scan_batch(e, g, s, chunks, 5, on_batch, &got, NULL), KH_OK);
-    assert_true(want.count >= 2); /* sk_x and o. tokens at least */
+    assert_int_equal(kh_scan_batch(e, g, s, chunks, NT, on_batch, &got, NULL), KH_OK);
+    assert_true(want.count >= 5); /* sk_x, o. and three zork tokens at least */
     assert_string_equal(got.buf ? got.buf : "", want.buf ? want.buf : "");
     kh_gpu_close(g);
     free(want.buf);

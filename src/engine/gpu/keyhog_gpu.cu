@@ -65,6 +65,9 @@
 #define DEFAULT_PIECE (16u << 20)
 #define DEFAULT_MAX_HITS (4u << 20)
 #define PAD 64
+/* What the kernel reads past a batch's last byte: a keyword, the bytes its
+ * filter reads, the 16-byte over-read; all zeros the caller put there. */
+static_assert(GPU_MAX_KEYWORD + GPU_MAX_STOP + PAD <= GPU_PACK_PAD, "reads stay in the pad");
 /* A block's 4096 bytes, the 16 before them and the bytes after them that
  * the decode marks of its runs may read (decode/trigger.h: a run of up to
  * DT_MAX_RUN characters, then its padding and line end), in shared memory. */
@@ -148,6 +151,17 @@ __device__ __forceinline__ void verify(const unsigned char *tile, size_t tp,
                 r++;
             }
             if (r < need)
+                continue;
+            /* The byte the match must reach next, over bytes it may cross. */
+            unsigned int within = f->stop_within, q = 0;
+            for (; q < within; q++) {
+                unsigned int b = tile[tp + e.len + q];
+                if (GPU_IN_CLASS(f->stop, b))
+                    break;
+                if (!GPU_IN_CLASS(f->skip, b))
+                    q = within;
+            }
+            if (within && q >= within)
                 continue;
             unsigned long long at = atomicAdd(out.count, 1ull);
             if (at < out.cap) {
@@ -607,8 +621,12 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
         flt[i] = filters[i];
         if (flt[i].min_run > GPU_MAX_RUN)
             flt[i].min_run = GPU_MAX_RUN;
+        if (flt[i].stop_within > GPU_MAX_STOP)
+            flt[i].stop_within = 0; /* no test rather than a cut one */
         if ((int)flt[i].min_run > s->maxrun)
             s->maxrun = (int)flt[i].min_run;
+        if ((int)flt[i].stop_within > s->maxrun)
+            s->maxrun = (int)flt[i].stop_within;
     }
     for (unsigned int i = 0; i < n; i++) {
         size_t l = strlen(kws[i]);
@@ -699,7 +717,7 @@ static int kh_session_open(const char *const *keywords, uint32_t n, const gpu_se
     if (upload_tables(s, keywords, n, o->filters, msg, cap))
         goto fail;
     for (int i = 0; i < 2; i++) {
-        size_t bytes = s->piece + GPU_MAX_KEYWORD + GPU_MAX_RUN + PAD;
+        size_t bytes = s->piece + GPU_MAX_KEYWORD + GPU_MAX_STOP + PAD;
         TRY(cudaStreamCreateWithFlags(&s->copy[i], cudaStreamNonBlocking), "stream");
         TRY(cudaEventCreateWithFlags(&s->copied[i], cudaEventDisableTiming), "event");
         TRY(cudaEventCreateWithFlags(&s->computed[i], cudaEventDisableTiming), "event");
@@ -790,10 +808,10 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
     if (s->persistent_running && !(s->mode == MODE_PERSISTENT && small))
         stop_persistent(s);
     if (s->mode == MODE_PERSISTENT && small) {
-        /* The batch and what the kernel reads past it: PAD bytes of the
-         * GPU_PACK_PAD zeros the caller put there. */
-        static_assert(PAD <= GPU_PACK_PAD, "the kernel reads within the pad");
-        size_t bytes = (size_t)(total + PAD);
+        /* The batch and what the kernel reads past it (a keyword, the
+         * bytes its filter reads, the over-read): the GPU_PACK_PAD zeros the
+         * caller put there. */
+        size_t bytes = (size_t)(total + s->t.tail + PAD);
         s->hctrl->ptr = (unsigned long long)(uintptr_t)packed;
         s->hctrl->copy = (bytes + 15) / 16 * 16;
         s->hctrl->valid = total;
@@ -830,18 +848,16 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
             /* Past the piece the batch's own bytes (or its zero pad) follow,
              * which is what the kernel's over-read expects. */
             src = packed + a;
-            bytes = (size_t)(valid + extra + PAD);
-            if (a + bytes > total + GPU_PACK_PAD)
-                bytes = (size_t)(total + GPU_PACK_PAD - a);
+            bytes = (size_t)(valid + s->t.tail + PAD);
         } else {
             /* Staging b is free once its previous copy has finished. */
             TRY(cudaEventSynchronize(s->copied[b]), "copy");
             pack(data, len, nchunks, &ci, &co, s->stage[b], (size_t)valid);
             size_t sci = ci, sco = co;
             pack(data, len, nchunks, &sci, &sco, s->stage[b] + valid, (size_t)extra);
-            memset(s->stage[b] + valid + extra, 0, PAD);
+            memset(s->stage[b] + valid + extra, 0, (size_t)(s->t.tail - extra) + PAD);
             src = s->stage[b];
-            bytes = (size_t)(valid + extra + PAD);
+            bytes = (size_t)(valid + s->t.tail + PAD);
         }
         /* Stream b runs copy k, then kernel k: buffer b is not rewritten
          * while kernel k-2 still reads it. */
