@@ -709,11 +709,22 @@ static int rx_first_byte(const rx_token *t, int p, uint32_t *first)
 /* A stop class with more bytes than this is crossed, not tested. */
 #define STOP_CLASS_MAX 40
 
+static int cls_has_alnum(const uint32_t *c)
+{
+    for (unsigned b = '0'; b <= 'z'; b++)
+        if (GPU_IN_CLASS(c, b) && ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
+                                   (b >= 'A' && b <= 'Z')))
+            return 1;
+    return 0;
+}
+
 /* The test for a keyword occurrence whose last byte is token after-1:
- * the run that must follow it (min_run), and the byte the match must reach
- * next within GPU_MAX_STOP bytes (stop_within): each token the walk crosses
- * on the way (optional, or of a class too wide to test) adds its bytes to
- * `skip` and its longest length to the distance.  Either may be absent. */
+ * the run that must follow it (min_run), and the stop tests: the first
+ * byte the match must reach within GPU_MAX_STOP bytes, then the first
+ * punctuation after that one.  Each token the walk crosses on the way
+ * (optional, of a class too wide to test, or tested already) adds its
+ * bytes to `skip` and its longest length to the distance.  Any of them
+ * may be absent. */
 static void rx_occurrence_filter(const rx_token *t, int n, int after, gpu_keyword_filter *f)
 {
     memset(f, 0, sizeof *f);
@@ -725,21 +736,22 @@ static void rx_occurrence_filter(const rx_token *t, int n, int after, gpu_keywor
         cls_fold(f->cls);
         run = p;
     }
-    /* The stop byte is looked for past the run's token, which the run test
+    /* Stop bytes are looked for past the run's token, which the run test
      * already covers: 'tr_' then (?:prod|dev|stg) then '_'. */
     uint32_t skip[8] = {0};
     unsigned reach = 0;
-    for (p = after; (p = rx_next(t, n, p)) >= 0 && p < n;) {
+    int found = 0;
+    for (p = after; found < GPU_STOP_TESTS && (p = rx_next(t, n, p)) >= 0 && p < n;) {
         const rx_token *k = &t[p];
         uint32_t first[8];
         if (p != run && rx_first_byte(t, p, first)) {
             cls_fold(first);
-            if (cls_count(first) <= STOP_CLASS_MAX) {
-                memcpy(f->stop, first, sizeof f->stop);
-                cls_fold(skip);
-                memcpy(f->skip, skip, sizeof f->skip);
-                f->stop_within = reach + 1;
-                return;
+            if (cls_count(first) <= STOP_CLASS_MAX && (found == 0 || !cls_has_alnum(first))) {
+                gpu_stop_test *st = &f->stops[found++];
+                memcpy(st->stop, first, sizeof st->stop);
+                memcpy(st->skip, skip, sizeof st->skip);
+                cls_fold(st->skip);
+                st->within = reach + 1;
             }
         }
         unsigned len = k->max;
@@ -757,6 +769,12 @@ static void rx_occurrence_filter(const rx_token *t, int n, int after, gpu_keywor
             return;
         p = end + 1;
     }
+}
+
+/* Whether a filter tests anything. */
+static int filter_tests(const gpu_keyword_filter *f)
+{
+    return f->min_run || f->stops[0].within || f->stops[1].within;
 }
 
 /* A set of keyword occurrences every match of some tokens passes through
@@ -797,17 +815,22 @@ static int rx_cover_seq(const rx_token *t, int n, int lo, int hi, const spec_det
         if (t[k].kind != RX_LIT)
             continue;
         for (uint32_t q = 0; q < d->keyword_count; q++) {
+            /* The keyword's bytes one literal each, along the only way a
+             * match can go: out of the group at the end of an alternative
+             * ('(?:prod|dev):' spells 'dev:'). */
             const char *kw = d->keywords[q];
-            int kl = (int)strlen(kw), m = 0;
-            while (m < kl && k + m < hi && t[k + m].kind == RX_LIT && t[k + m].min == 1 &&
-                   t[k + m].max == 1 && ascii_lower(t[k + m].lit) == ascii_lower((uint8_t)kw[m]))
+            int kl = (int)strlen(kw), m = 0, at = k;
+            while (m < kl && at >= 0 && at < n && t[at].kind == RX_LIT && t[at].min == 1 &&
+                   t[at].max == 1 && ascii_lower(t[at].lit) == ascii_lower((uint8_t)kw[m])) {
                 m++;
+                at = m < kl ? rx_next(t, n, at + 1) : at + 1;
+            }
             if (m < kl || kl == 0)
                 continue;
             cand->n = 1;
             cand->keyword[0] = q;
-            rx_occurrence_filter(t, n, k + kl, &cand->f[0]);
-            cand->good = cand->f[0].min_run || cand->f[0].stop_within;
+            rx_occurrence_filter(t, n, at, &cand->f[0]);
+            cand->good = filter_tests(&cand->f[0]);
             if (!have || (cand->good && !best->good)) {
                 *best = *cand;
                 have = 1;
@@ -862,16 +885,17 @@ static void filter_merge(gpu_keyword_filter *into, const gpu_keyword_filter *f)
         for (int w = 0; w < 8; w++)
             into->cls[w] |= f->cls[w];
     }
-    if (!into->stop_within || !f->stop_within) {
-        into->stop_within = 0;
-        memset(into->stop, 0, sizeof into->stop);
-        memset(into->skip, 0, sizeof into->skip);
-    } else {
-        if (f->stop_within > into->stop_within)
-            into->stop_within = f->stop_within;
+    for (int k = 0; k < GPU_STOP_TESTS; k++) {
+        gpu_stop_test *a = &into->stops[k];
+        const gpu_stop_test *b = &f->stops[k];
+        if (!a->within || !b->within) {
+            memset(a, 0, sizeof *a);
+            continue;
+        }
+        a->within = b->within > a->within ? b->within : a->within;
         for (int w = 0; w < 8; w++) {
-            into->stop[w] |= f->stop[w];
-            into->skip[w] |= f->skip[w];
+            a->stop[w] |= b->stop[w];
+            a->skip[w] |= b->skip[w];
         }
     }
 }
@@ -925,7 +949,7 @@ int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out)
             }
         }
         for (size_t k = 0; ok && k < kc && base + k < nk; k++)
-            if (relied[k] && (f[k].min_run || f[k].stop_within)) {
+            if (relied[k] && filter_tests(&f[k])) {
                 out[base + k] = f[k];
                 filtered++;
             }
@@ -1492,17 +1516,21 @@ static void ref_filter(gpu_session *s, size_t from, const uint8_t *data, size_t 
         }
         if (r < f->min_run && at + r <= len)
             continue;
-        uint32_t q = 0;
-        for (; q < f->stop_within && at + q <= len; q++) {
-            unsigned b = at + q < len ? data[at + q] : 0;
-            if (GPU_IN_CLASS(f->stop, b))
-                break;
-            if (!GPU_IN_CLASS(f->skip, b))
-                q = f->stop_within;
+        int pass = 1;
+        for (int k = 0; k < GPU_STOP_TESTS && pass; k++) {
+            const gpu_stop_test *st = &f->stops[k];
+            uint32_t q = 0;
+            for (; q < st->within && at + q <= len; q++) {
+                unsigned b = at + q < len ? data[at + q] : 0;
+                if (GPU_IN_CLASS(st->stop, b))
+                    break;
+                if (!GPU_IN_CLASS(st->skip, b))
+                    q = st->within;
+            }
+            pass = !st->within || q < st->within;
         }
-        if (f->stop_within && q >= f->stop_within)
-            continue;
-        s->hits[w++] = *h;
+        if (pass)
+            s->hits[w++] = *h;
     }
     s->nhits = w;
 }

@@ -44,19 +44,26 @@ typedef struct gpu_session gpu_session;
 /* Farthest a keyword filter's stop byte may lie after the keyword. */
 #define GPU_MAX_STOP 64
 
+/* A byte of `stop` among the first `within` bytes after a keyword, with
+ * only bytes of `skip` before it (within 0: no test). */
+typedef struct gpu_stop_test {
+    uint32_t within;
+    uint32_t stop[8], skip[8];
+} gpu_stop_test;
+
 /* What must follow a keyword for its occurrence to matter (256-bit sets,
  * both letter cases in each):
  * - at least min_run bytes of the class cls right after it (min_run 0: no
  *   test);
- * - a byte of `stop` among the first stop_within bytes after it, with only
- *   bytes of `skip` before that one (stop_within 0: no test).  An
- *   assignment after a keyword-context name ('api' ... '[:=]') is the
- *   common case: most occurrences of common words fail it. */
+ * - two stop tests: the first byte the match must reach after the keyword
+ *   (the 'k' of 'api[_.-]?key'), then the first punctuation after that
+ *   (the '[:=]' of the assignment that keyword-context names lead to):
+ *   most occurrences of common words fail one of them. */
+#define GPU_STOP_TESTS 2
 typedef struct gpu_keyword_filter {
     uint32_t cls[8];
     uint32_t min_run;
-    uint32_t stop_within;
-    uint32_t stop[8], skip[8];
+    gpu_stop_test stops[GPU_STOP_TESTS];
 } gpu_keyword_filter;
 
 #define GPU_IN_CLASS(c, b) (((c)[(b) >> 5] >> ((b) & 31)) & 1u)

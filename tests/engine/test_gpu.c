@@ -409,6 +409,12 @@ static const char *const filter_specs[] = {
     "[detector]\nid = \"f-assign\"\nname = \"F assign\"\nservice = \"fassign\"\n"
     "severity = \"high\"\nkeywords = [\"zork\"]\n[[detector.patterns]]\n"
     "regex = '(?i:zork[\\w.-]{0,10}\\s{0,2}[:=]\\s{0,2})\"([a-z0-9]{10})\"'\ngroup = 1\n",
+    "[detector]\nid = \"f-two\"\nname = \"F two\"\nservice = \"ftwo\"\n"
+    "severity = \"high\"\nkeywords = [\"qlin\"]\n[[detector.patterns]]\n"
+    "regex = '(?i:qlin[_.-]?(?:chan|bot)[\\w.-]{0,8}[:=])([a-z0-9]{10})'\ngroup = 1\n",
+    "[detector]\nid = \"f-walk\"\nname = \"F walk\"\nservice = \"fwalk\"\n"
+    "severity = \"high\"\nkeywords = [\"zprod:\", \"zdev:\"]\n[[detector.patterns]]\n"
+    "regex = '\\b((?:zprod|zdev):[a-z]{4}-[0-9]{2})'\n",
 };
 
 static int in_class(const gpu_keyword_filter *f, unsigned b)
@@ -428,7 +434,7 @@ static void test_keyword_filters(void **state)
     size_t nk = engine_keyword_count(e);
     gpu_keyword_filter *f = calloc(nk, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(gpu_keyword_filters(e, f), 6);
+    assert_int_equal(gpu_keyword_filters(e, f), 9);
     for (size_t k = 0; k < nk; k++) {
         const char *kw = engine_keyword(e, k, NULL);
         if (!strcmp(kw, "sk_x")) {
@@ -443,21 +449,43 @@ static void test_keyword_filters(void **state)
             assert_int_equal(f[k].min_run, 1); /* (?:prod|dev) */
             assert_true(in_class(&f[k], 'p') && in_class(&f[k], 'D'));
             assert_false(in_class(&f[k], 'r') || in_class(&f[k], '_'));
-            assert_int_equal(f[k].stop_within, 5); /* then '_' */
-            assert_true(GPU_IN_CLASS(f[k].stop, '_') && GPU_IN_CLASS(f[k].skip, 'R'));
-            assert_false(GPU_IN_CLASS(f[k].skip, '_') || GPU_IN_CLASS(f[k].skip, 'a'));
+            const gpu_stop_test *st = &f[k].stops[0];
+            assert_int_equal(st->within, 5); /* then '_' */
+            assert_true(GPU_IN_CLASS(st->stop, '_') && GPU_IN_CLASS(st->skip, 'R'));
+            assert_false(GPU_IN_CLASS(st->skip, '_') || GPU_IN_CLASS(st->skip, 'a'));
+            assert_int_equal(f[k].stops[1].within, 0); /* [a-z]{5}: too wide */
         } else if (!strcmp(kw, "zork")) {
+            const gpu_stop_test *st = &f[k].stops[0];
             assert_int_equal(f[k].min_run, 0);
-            assert_int_equal(f[k].stop_within, 13); /* [\w.-]{0,10}\s{0,2}[:=] */
-            assert_true(GPU_IN_CLASS(f[k].stop, '=') && GPU_IN_CLASS(f[k].stop, ':'));
-            assert_true(GPU_IN_CLASS(f[k].skip, '.') && GPU_IN_CLASS(f[k].skip, ' '));
-            assert_false(GPU_IN_CLASS(f[k].skip, '(') || GPU_IN_CLASS(f[k].stop, '"'));
+            assert_int_equal(st->within, 13); /* [\w.-]{0,10}\s{0,2}[:=] */
+            assert_true(GPU_IN_CLASS(st->stop, '=') && GPU_IN_CLASS(st->stop, ':'));
+            assert_true(GPU_IN_CLASS(st->skip, '.') && GPU_IN_CLASS(st->skip, ' '));
+            assert_false(GPU_IN_CLASS(st->skip, '(') || GPU_IN_CLASS(st->stop, '"'));
+            st = &f[k].stops[1]; /* then \s{0,2}" */
+            assert_int_equal(st->within, 16);
+            assert_true(GPU_IN_CLASS(st->stop, '"') && GPU_IN_CLASS(st->skip, '='));
+        } else if (!strcmp(kw, "qlin")) {
+            const gpu_stop_test *st = &f[k].stops[0]; /* [_.-]?(?:chan|bot) */
+            assert_int_equal(f[k].min_run, 0);
+            assert_int_equal(st->within, 2);
+            assert_true(GPU_IN_CLASS(st->stop, 'c') && GPU_IN_CLASS(st->stop, 'B'));
+            assert_false(GPU_IN_CLASS(st->stop, 'h') || GPU_IN_CLASS(st->skip, 'c'));
+            st = &f[k].stops[1]; /* then [\w.-]{0,8}[:=] */
+            assert_int_equal(st->within, 14);
+            assert_true(GPU_IN_CLASS(st->stop, '=') && GPU_IN_CLASS(st->skip, 'h'));
+            assert_false(GPU_IN_CLASS(st->skip, ' '));
+        } else if (!strcmp(kw, "zdev:") || !strcmp(kw, "zprod:")) {
+            /* (?:zprod|zdev): spells each keyword out of the group */
+            assert_int_equal(f[k].min_run, 4);
+            assert_true(in_class(&f[k], 'q') && !in_class(&f[k], '-'));
+            assert_int_equal(f[k].stops[0].within, 5); /* [a-z]{4}- */
+            assert_true(GPU_IN_CLASS(f[k].stops[0].stop, '-'));
         } else {
             /* apq, kyq: each alternative of (?:apq|kyq), then [=:] */
             assert_int_equal(f[k].min_run, 1);
             assert_true(in_class(&f[k], '=') && in_class(&f[k], ':'));
             assert_false(in_class(&f[k], 'a'));
-            assert_int_equal(f[k].stop_within, 0); /* [a-z]{8}: too wide */
+            assert_int_equal(f[k].stops[0].within, 0); /* [a-z]{8}: too wide */
         }
     }
     free(f);
@@ -472,6 +500,9 @@ static void test_keyword_filters(void **state)
         "zork_name = \"m4k9x2q7z1\" zork(x) = \"p8v3n6w1r5\" ZORK0123456789  :\"q1w2e3r4t5\" "
         "zork01234567890 =\"h2j8d5s1a6\" zork.a=\"c7f3b9g2e4\" zork",
         "zork_key  =",
+        "qlin_chan_x=k4m8q2w7z1 qlin_count = 3 QLINBOT:p9x3v6n2b8 qlin-botxx zdev:abcd-12 "
+        "zprod:wxyz-98 zdev:ab-12 zprod:",
+        "qlinchan",
     };
     enum { NT = sizeof texts / sizeof *texts };
     kh_chunk chunks[NT];
@@ -489,7 +520,7 @@ static void test_keyword_filters(void **state)
     kh_gpu_opts go = {.quiet = 1};
     assert_int_equal(gpu_open_api(e, gpu_reference_api(), &go, &g, &err), KH_OK);
     assert_int_equal(kh_scan_batch(e, g, s, chunks, NT, on_batch, &got, NULL), KH_OK);
-    assert_true(want.count >= 5); /* sk_x, o. and three zork tokens at least */
+    assert_true(want.count >= 9); /* sk_x, o., three zork, two qlin, two z tokens at least */
     assert_string_equal(got.buf ? got.buf : "", want.buf ? want.buf : "");
     kh_gpu_close(g);
     free(want.buf);

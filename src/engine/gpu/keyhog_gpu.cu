@@ -126,6 +126,30 @@ __device__ __forceinline__ void load_filters(unsigned int *sbits, const tables &
     __syncthreads();
 }
 
+/* Four bytes at once: 0x80 in each byte of v that is zero, that equals c,
+ * or (x: bytes below 0x80) that lies in [lo, hi]; bits4 packs those flags
+ * into 4 bits, byte 0 lowest.  No sum carries out of its byte. */
+__device__ __forceinline__ unsigned int zero4(unsigned int v)
+{
+    return ~(((v & 0x7F7F7F7Fu) + 0x7F7F7F7Fu) | v | 0x7F7F7F7Fu);
+}
+
+__device__ __forceinline__ unsigned int eq4(unsigned int v, unsigned int c)
+{
+    return zero4(v ^ (c * 0x01010101u));
+}
+
+__device__ __forceinline__ unsigned int range4(unsigned int x, unsigned int lo, unsigned int hi)
+{
+    unsigned int ge = x + (0x80u - lo) * 0x01010101u, gt = x + (0x7Fu - hi) * 0x01010101u;
+    return ge & ~gt & 0x80808080u;
+}
+
+__device__ __forceinline__ unsigned int bits4(unsigned int m)
+{
+    return (((m & 0x80808080u) >> 7) * 0x204081u >> 21) & 0xFu;
+}
+
 /* Whether a keyword starts at tile[tp] (the block's bytes in shared
  * memory: a keyword and the run after it fit in the halo), and its token
  * shape follows; each one found is a hit at pos of the batch. */
@@ -152,16 +176,21 @@ __device__ __forceinline__ void verify(const unsigned char *tile, size_t tp,
             }
             if (r < need)
                 continue;
-            /* The byte the match must reach next, over bytes it may cross. */
-            unsigned int within = f->stop_within, q = 0;
-            for (; q < within; q++) {
-                unsigned int b = tile[tp + e.len + q];
-                if (GPU_IN_CLASS(f->stop, b))
-                    break;
-                if (!GPU_IN_CLASS(f->skip, b))
-                    q = within;
+            /* The bytes the match must reach, over bytes it may cross. */
+            int pass = 1;
+            for (int k2 = 0; k2 < GPU_STOP_TESTS && pass; k2++) {
+                const gpu_stop_test *st = &f->stops[k2];
+                unsigned int q = 0;
+                for (; q < st->within; q++) {
+                    unsigned int b = tile[tp + e.len + q];
+                    if (GPU_IN_CLASS(st->stop, b))
+                        break;
+                    if (!GPU_IN_CLASS(st->skip, b))
+                        q = st->within;
+                }
+                pass = !st->within || q < st->within;
             }
-            if (within && q >= within)
+            if (!pass)
                 continue;
             unsigned long long at = atomicAdd(out.count, 1ull);
             if (at < out.cap) {
@@ -208,31 +237,27 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
     }
     /* Decode marks: the first position of the segment where decode could
      * find something (decode/trigger.h), and again after a NUL (a new
-     * chunk).  The thread's 20 bytes in registers rule out most positions:
-     * a mark needs an escape character with a fitting next byte, or a
-     * base64 run of DT_MIN_B64 characters, which can start only at the run
-     * that reaches the 20th byte.  dt_trigger decides the rest from the
+     * chunk).  The thread's 20 bytes in registers, four at a time, rule out
+     * most positions: a mark needs an escape character, or a base64 run of
+     * DT_MIN_B64 characters, which can start only at the run that reaches
+     * the 20th byte.  dt_trigger decides the rest from the
      * block's tile, whose end (or that of what may be read) makes it say
      * yes. */
-    unsigned int r[SEG + 4], words[5] = {w.x, w.y, w.z, w.w, next};
-    unsigned int b64 = 0, nul = 0, esc = 0;
+    unsigned int words[5] = {w.x, w.y, w.z, w.w, next};
+    unsigned int b64 = 0, nul = 0, cand = 0;
 #pragma unroll
-    for (int i = 0; i < SEG + 4; i++) {
-        r[i] = (words[i >> 2] >> ((i & 3) * 8)) & 0xffu;
-        b64 |= (unsigned)dt_b64(r[i]) << i;
+    for (int k = 0; k < 5; k++) {
+        unsigned int v = words[k], x = v & 0x7F7F7F7Fu;
+        unsigned int m = range4(x, 'A', 'Z') | range4(x, 'a', 'z') | range4(x, '0', '9') |
+                         eq4(v, '+') | eq4(v, '/') | eq4(v, '-') | eq4(v, '_');
+        b64 |= bits4(m & ~v) << (4 * k); /* no byte >= 0x80 is base64 */
+        if (k < 4) {
+            nul |= bits4(zero4(v)) << (4 * k);
+            /* Escape characters, whatever follows: dt_trigger looks at
+             * the next bytes. */
+            cand |= bits4(eq4(v, '%') | eq4(v, '=') | eq4(v, '\\') | eq4(v, '&')) << (4 * k);
+        }
     }
-#pragma unroll
-    for (int i = 0; i < SEG; i++) {
-        unsigned int c = r[i], n = r[i + 1];
-        nul |= (unsigned)(c == 0) << i;
-        int e = (c == '%' && dt_hex(n)) || (c == '=' && dt_upper_hex(n)) ||
-                (c == '\\' && (n == '"' || n == '\'' || n == '\\' || n == '/' || n == '$' ||
-                                n == '`' || n == 'x' || n == 'u' || n == 'U')) ||
-                (c == '&' && (n == '#' || n == 'a' || n == 'l' || n == 'g' || n == 'q' ||
-                              n == 'n'));
-        esc |= (unsigned)e << i;
-    }
-    unsigned int cand = esc;
     if ((b64 >> (SEG + 3)) & 1u) {
         unsigned int gaps = ~b64 & ((1u << (SEG + 4)) - 1u);
         int start = gaps ? 32 - __clz(gaps) : 0; /* first byte of the run at byte 19 */
@@ -621,12 +646,15 @@ static int upload_tables(gpu_session *s, const char *const *kws, unsigned int n,
         flt[i] = filters[i];
         if (flt[i].min_run > GPU_MAX_RUN)
             flt[i].min_run = GPU_MAX_RUN;
-        if (flt[i].stop_within > GPU_MAX_STOP)
-            flt[i].stop_within = 0; /* no test rather than a cut one */
         if ((int)flt[i].min_run > s->maxrun)
             s->maxrun = (int)flt[i].min_run;
-        if ((int)flt[i].stop_within > s->maxrun)
-            s->maxrun = (int)flt[i].stop_within;
+        for (int k = 0; k < GPU_STOP_TESTS; k++) {
+            gpu_stop_test *st = &flt[i].stops[k];
+            if (st->within > GPU_MAX_STOP)
+                st->within = 0; /* no test rather than a cut one */
+            if ((int)st->within > s->maxrun)
+                s->maxrun = (int)st->within;
+        }
     }
     for (unsigned int i = 0; i < n; i++) {
         size_t l = strlen(kws[i]);
