@@ -118,15 +118,34 @@ int engine_scan_regions(const kh_engine *e, kh_scratch *s, const kh_chunk *chunk
                         const engine_region *regions, size_t nregions, kh_on_finding cb,
                         void *ctx);
 
+/* The prefilter pass over the keyword regions of a whole batch of chunks
+ * (engine_prefilter_batch): each chunk's windows, one after another with a
+ * newline between them, in a few hs_scan calls instead of one call a
+ * region, whose fixed cost was most of the GPU path's CPU time.  Windows
+ * at a chunk's first or last byte (where ^, $ and \b see the buffer's
+ * edge) or longer than a quarter block are scanned on their own, as
+ * before.  The result per chunk is what its own prefilter pass would
+ * give; ends the joins make up (a match across a newline) only add
+ * windows the confirming scan finds nothing in. */
+typedef struct engine_batch_pre engine_batch_pre;
+
+int engine_prefilter_batch(const kh_engine *e, kh_scratch *s, const kh_chunk *chunks,
+                           size_t n, const engine_region *regions, const size_t *rfirst,
+                           const size_t *rcount, engine_batch_pre **out);
+void engine_batch_pre_free(engine_batch_pre *bp);
+
 /* What the GPU found in a chunk: keyword regions, and where decode-through
  * could find something (decode/trigger.h): the chunk's own bytes are then
  * decoded only in the paragraphs that hold a mark (decode_find_marked),
- * with the same spans as decoding them all. */
+ * with the same spans as decoding them all.  `pre` (optional): the batch's
+ * prefilter result, of which this chunk is number pre_chunk. */
 typedef struct engine_hints {
     const engine_region *regions;
     size_t nregions;
     const uint64_t *marks; /* ascending offsets in the chunk */
     size_t nmarks;
+    const engine_batch_pre *pre;
+    size_t pre_chunk;
     size_t decoded_bytes; /* out: bytes of the chunk given to decode_find */
 } engine_hints;
 

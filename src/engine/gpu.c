@@ -1330,41 +1330,64 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
     uint64_t *offsets = malloc((nhits + 1) * sizeof *offsets);
     uint64_t *marks = malloc((nhits + 1) * sizeof *marks);
     uint32_t *keywords = malloc((nhits + 1) * sizeof *keywords);
-    engine_region *regions = malloc((nhits + 1) * sizeof *regions);
-    if (!offsets || !marks || !keywords || !regions) {
+    engine_region *regions = malloc((nhits + n + 1) * sizeof *regions);
+    size_t *rfirst = malloc((n + 1) * sizeof *rfirst), *rcount = malloc((n + 1) * sizeof *rcount);
+    size_t *hfirst = malloc((n + 1) * sizeof *hfirst);
+    if (!offsets || !marks || !keywords || !regions || !rfirst || !rcount || !hfirst) {
         free(offsets);
         free(marks);
         free(keywords);
         free(regions);
+        free(rfirst);
+        free(rcount);
+        free(hfirst);
         free(hits);
         return scan_batch_cpu(e, s, chunks, 0, n, &bc, status);
     }
     int rc = KH_OK;
-    size_t h = 0;
     uint64_t c0 = clock_ns(), nregions = 0, region_bytes = 0, bytes = 0, decoded = 0;
-    for (size_t i = 0; i < n && rc == KH_OK; i++) {
-        size_t m = 0, nm = 0;
+    /* Every chunk's keyword regions first, so that the prefilter pass runs
+     * over the whole batch's windows at once (engine_prefilter_batch). */
+    size_t h = 0, nr_all = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = 0;
         while (h < nhits && hits[h].chunk < i)
             h++; /* a stray index would be a backend bug; skip it */
+        hfirst[i] = h;
         for (; h < nhits && hits[h].chunk == i; h++) {
-            if (hits[h].keyword == GPU_DECODE_MARK) {
-                marks[nm++] = hits[h].offset;
+            if (hits[h].keyword == GPU_DECODE_MARK)
                 continue;
-            }
             offsets[m] = hits[h].offset;
             keywords[m] = hits[h].keyword;
             m++;
         }
+        rfirst[i] = nr_all;
+        rcount[i] = engine_regions_from_hits(e, offsets, keywords, m, chunks[i].len,
+                                             regions + nr_all, m + 1);
+        nr_all += rcount[i];
+        for (size_t r = 0; r < rcount[i]; r++)
+            region_bytes += regions[rfirst[i] + r].end - regions[rfirst[i] + r].start;
+    }
+    hfirst[n] = nhits;
+    nregions = nr_all;
+    engine_batch_pre *bp = NULL;
+    if (engine_prefilter_batch(e, s, chunks, n, regions, rfirst, rcount, &bp) != KH_OK)
+        bp = NULL; /* each chunk runs its own prefilter pass: the same result */
+    for (size_t i = 0; i < n && rc == KH_OK; i++) {
+        size_t nm = 0;
+        for (h = hfirst[i]; h < nhits && hits[h].chunk == i; h++)
+            if (hits[h].keyword == GPU_DECODE_MARK)
+                marks[nm++] = hits[h].offset;
         if (nm > 1)
             qsort(marks, nm, sizeof *marks, cmp_u64);
-        size_t nr = engine_regions_from_hits(e, offsets, keywords, m, chunks[i].len, regions,
-                                             m + 1);
-        nregions += nr;
-        for (size_t r = 0; r < nr; r++)
-            region_bytes += regions[r].end - regions[r].start;
         bytes += chunks[i].len;
         bc.chunk = i;
-        engine_hints hints = {.regions = regions, .nregions = nr, .marks = marks, .nmarks = nm};
+        engine_hints hints = {.regions = regions + rfirst[i],
+                              .nregions = rcount[i],
+                              .marks = marks,
+                              .nmarks = nm,
+                              .pre = bp,
+                              .pre_chunk = i};
         int crc = engine_scan_hinted(e, s, &chunks[i], &hints, batch_trampoline, &bc);
         decoded += hints.decoded_bytes;
         if (status)
@@ -1372,6 +1395,7 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
         if (crc == KH_ESTOPPED)
             rc = KH_ESTOPPED;
     }
+    engine_batch_pre_free(bp);
     atomic_fetch_add(&g->st_confirm_ns, clock_ns() - c0);
     atomic_fetch_add(&g->st_batches, 1);
     atomic_fetch_add(&g->st_bytes, bytes);
@@ -1383,6 +1407,9 @@ int kh_scan_batch(const kh_engine *e, kh_gpu *g, kh_scratch *s, const kh_chunk *
     free(marks);
     free(keywords);
     free(regions);
+    free(rfirst);
+    free(rcount);
+    free(hfirst);
     free(hits);
     return rc;
 }

@@ -76,6 +76,8 @@ struct kh_scratch {
     unsigned ticks;
     int timed_out;
     size_t *last_end; /* per pattern, within the current buffer */
+    uint32_t *touched; /* the patterns whose last_end is not 0 */
+    size_t ntouched;
     uint8_t *triggered; /* per detector: a fallback keyword was seen */
     engine_hints *hints; /* the GPU's decode marks for the root buffer, or NULL */
     hit *hits;
@@ -124,8 +126,9 @@ int kh_scratch_alloc(const kh_engine *e, kh_scratch **out)
         goto fail;
     s->md = pcre2_match_data_create(e->max_capture + 1, NULL);
     s->last_end = calloc(e->pattern_count + 1, sizeof *s->last_end);
+    s->touched = calloc(e->pattern_count + 1, sizeof *s->touched);
     s->triggered = calloc(e->set->count + 1, 1);
-    if (!s->md || !s->last_end || !s->triggered)
+    if (!s->md || !s->last_end || !s->touched || !s->triggered)
         goto fail;
     *out = s;
     return KH_OK;
@@ -144,6 +147,7 @@ void kh_scratch_free(kh_scratch *s)
     free(s->cands);
     free(s->pre);
     free(s->last_end);
+    free(s->touched);
     free(s->triggered);
     free(s->hits);
     free(s->comps);
@@ -432,6 +436,8 @@ static void confirm_candidates(kh_scratch *s, const scan_frame *f)
         size_t end = confirm(s, f, p, start, PCRE2_ANCHORED);
         if (!end)
             continue;
+        if (!s->last_end[p])
+            s->touched[s->ntouched++] = p;
         s->last_end[p] = end;
         /* Vectorscan gives only the leftmost start of each end: when its
          * furthest match from here ends past the one PCRE2 chose (a lazy
@@ -675,6 +681,276 @@ static int prefilter_buffer(kh_scratch *s, const engine_region *regions, size_t 
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* The prefilter pass of a batch (engine.h: engine_prefilter_batch)     */
+/* ------------------------------------------------------------------ */
+
+/* A window of a chunk inside the buffer one hs_scan call sees. */
+typedef struct pre_window {
+    size_t at;    /* its first byte in the scanned buffer */
+    size_t chunk;
+    size_t orig;  /* its first byte in the chunk */
+    size_t len;
+} pre_window;
+
+typedef struct pre_item {
+    size_t chunk;
+    engine_region r;
+} pre_item;
+
+typedef struct pre_trig {
+    size_t chunk;
+    uint32_t detector;
+} pre_trig;
+
+struct engine_batch_pre {
+    size_t n;
+    uint8_t *whole;         /* per chunk: scan its GPU regions with the SOM database */
+    size_t *first, *count;  /* per chunk: its regions in regs */
+    size_t *tfirst, *tcount; /* per chunk: its triggered detectors in trig */
+    engine_region *regs;
+    pre_trig *trig;
+};
+
+typedef struct pre_run {
+    const kh_engine *e;
+    const pre_window *w;
+    size_t nw;
+    pre_item *items;
+    size_t nitems, items_cap;
+    pre_trig *trig;
+    size_t ntrig, trig_cap;
+    uint8_t *whole;
+    size_t *count; /* regions so far per chunk (PREFILTER_MAX_REGIONS) */
+} pre_run;
+
+static int pre_trigger(pre_run *b, size_t chunk, uint32_t detector)
+{
+    if (grow((void **)&b->trig, &b->trig_cap, b->ntrig + 1, sizeof *b->trig)) {
+        b->whole[chunk] = 1; /* the SOM database over its regions: still right */
+        return 0;
+    }
+    b->trig[b->ntrig++] = (pre_trig){chunk, detector};
+    return 0;
+}
+
+/* on_prefilter for a batch: the report's window (by its last byte), then
+ * the same region on_prefilter would make, for that window's chunk. */
+static int on_prefilter_batch(unsigned id, unsigned long long from, unsigned long long to,
+                              unsigned flags, void *ctx)
+{
+    (void)from;
+    (void)flags;
+    pre_run *b = ctx;
+    const kh_engine *e = b->e;
+    if (to == 0)
+        return 0;
+    size_t last = (size_t)to - 1, lo = 0, hi = b->nw;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->w[mid].at <= last)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const pre_window *w = &b->w[lo];
+    if (last < w->at || last - w->at >= w->len)
+        return 0; /* ends on a join: no match of the chunk ends there */
+    size_t chunk = w->chunk, end = w->orig + ((size_t)to - w->at);
+    if (id >= e->pattern_count) {
+        if (id - e->pattern_count >= e->pf_keyword_count)
+            return 0;
+        uint32_t di = e->pf_keyword_detector[id - e->pattern_count];
+        b->whole[chunk] |= e->pf_whole[di];
+        return pre_trigger(b, chunk, di);
+    }
+    const engine_pattern *p = &e->patterns[id];
+    if (!p->on_vectorscan)
+        return pre_trigger(b, chunk, p->detector);
+    if (b->whole[chunk])
+        return 0;
+    size_t width;
+    engine_region r = {.end = end};
+    r.reach = pattern_reach(e, p, &width);
+    r.start = end > width ? end - width : 0;
+    if (b->count[chunk] >= PREFILTER_MAX_REGIONS ||
+        grow((void **)&b->items, &b->items_cap, b->nitems + 1, sizeof *b->items)) {
+        b->whole[chunk] = 1;
+        return 0;
+    }
+    b->items[b->nitems++] = (pre_item){chunk, r};
+    b->count[chunk]++;
+    return 0;
+}
+
+static int pre_scan(kh_scratch *s, pre_run *b, const uint8_t *buf, size_t len,
+                    const pre_window *w, size_t nw)
+{
+    b->w = w;
+    b->nw = nw;
+    hs_error_t rc = hs_scan(b->e->db_prefilter, (const char *)buf, (unsigned)len, 0, s->hs,
+                            on_prefilter_batch, b);
+    return rc == HS_SUCCESS || rc == HS_SCAN_TERMINATED ? KH_OK : KH_EINTERNAL;
+}
+
+static int cmp_pre_item(const void *a, const void *b)
+{
+    const pre_item *x = a, *y = b;
+    if (x->chunk != y->chunk)
+        return x->chunk < y->chunk ? -1 : 1;
+    return (x->r.start > y->r.start) - (x->r.start < y->r.start);
+}
+
+static int cmp_pre_trig(const void *a, const void *b)
+{
+    const pre_trig *x = a, *y = b;
+    return (x->chunk > y->chunk) - (x->chunk < y->chunk);
+}
+
+void engine_batch_pre_free(engine_batch_pre *bp)
+{
+    if (!bp)
+        return;
+    free(bp->whole);
+    free(bp->first);
+    free(bp->count);
+    free(bp->tfirst);
+    free(bp->tcount);
+    free(bp->regs);
+    free(bp->trig);
+    free(bp);
+}
+
+int engine_prefilter_batch(const kh_engine *e, kh_scratch *s, const kh_chunk *chunks,
+                           size_t n, const engine_region *regions, const size_t *rfirst,
+                           const size_t *rcount, engine_batch_pre **out)
+{
+    *out = NULL;
+    if (!e->db || !e->db_prefilter || s->engine != e)
+        return KH_EINVAL;
+    size_t cap = e->block_size, long_window = e->block_size / 4;
+    engine_batch_pre *bp = calloc(1, sizeof *bp);
+    pre_run b = {.e = e};
+    uint8_t *cat = malloc(cap);
+    pre_window *w = malloc((cap / 2 + 1) * sizeof *w);
+    int rc = KH_ENOMEM;
+    if (!bp || !cat || !w)
+        goto done;
+    bp->n = n;
+    bp->whole = calloc(n + 1, 1);
+    bp->first = calloc(n + 1, sizeof *bp->first);
+    bp->count = calloc(n + 1, sizeof *bp->count);
+    bp->tfirst = calloc(n + 1, sizeof *bp->tfirst);
+    bp->tcount = calloc(n + 1, sizeof *bp->tcount);
+    if (!bp->whole || !bp->first || !bp->count || !bp->tfirst || !bp->tcount)
+        goto done;
+    b.whole = bp->whole;
+    b.count = bp->count;
+    rc = KH_OK;
+    size_t catlen = 0, nw = 0;
+    for (size_t c = 0; c < n && rc == KH_OK; c++) {
+        const uint8_t *data = chunks[c].data;
+        size_t len = chunks[c].len, done = 0;
+        /* The windows prefilter_buffer would scan for this chunk. */
+        for (size_t i = rfirst[c]; i < rfirst[c] + rcount[c] && rc == KH_OK; i++) {
+            size_t reach = region_reach(e, &regions[i]);
+            size_t before = reach < 64 ? reach : 64;
+            size_t a = regions[i].start > before ? regions[i].start - before : 0;
+            size_t z = regions[i].end + reach < len ? regions[i].end + reach : len;
+            if (a < done)
+                a = done;
+            done = z > done ? z : done;
+            if (a >= z)
+                continue;
+            if (a == 0 || z == len || z - a > long_window) {
+                /* On its own, in blocks reaching back by the overlap, as
+                 * prefilter_range does. */
+                for (size_t own = a; own < z && rc == KH_OK; own += e->block_size) {
+                    size_t own_end = own + e->block_size < z ? own + e->block_size : z;
+                    size_t base = own - a > e->overlap ? own - e->overlap : a;
+                    pre_window one = {0, c, base, own_end - base};
+                    rc = pre_scan(s, &b, data + base, own_end - base, &one, 1);
+                }
+                continue;
+            }
+            if (catlen + (z - a) + 1 > cap) {
+                rc = pre_scan(s, &b, cat, catlen, w, nw);
+                catlen = nw = 0;
+            }
+            w[nw++] = (pre_window){catlen, c, a, z - a};
+            memcpy(cat + catlen, data + a, z - a);
+            catlen += z - a;
+            cat[catlen++] = '\n';
+        }
+    }
+    if (rc == KH_OK && nw)
+        rc = pre_scan(s, &b, cat, catlen, w, nw);
+    if (rc != KH_OK)
+        goto done;
+    /* Per chunk: sorted by start, touching regions merged (prefilter_merge). */
+    if (b.nitems > 1)
+        qsort(b.items, b.nitems, sizeof *b.items, cmp_pre_item);
+    if (b.ntrig > 1)
+        qsort(b.trig, b.ntrig, sizeof *b.trig, cmp_pre_trig);
+    bp->regs = malloc((b.nitems + 1) * sizeof *bp->regs);
+    bp->trig = b.trig;
+    b.trig = NULL;
+    if (!bp->regs) {
+        rc = KH_ENOMEM;
+        goto done;
+    }
+    memset(bp->count, 0, (n + 1) * sizeof *bp->count);
+    size_t m = 0;
+    for (size_t i = 0; i < b.nitems; i++) {
+        size_t c = b.items[i].chunk;
+        if (bp->whole[c])
+            continue;
+        if (bp->count[c] && regions_touch(&bp->regs[m - 1], &b.items[i].r)) {
+            region_merge(&bp->regs[m - 1], &b.items[i].r);
+            continue;
+        }
+        if (!bp->count[c])
+            bp->first[c] = m;
+        bp->regs[m++] = b.items[i].r;
+        bp->count[c]++;
+    }
+    for (size_t i = 0; i < b.ntrig; i++) {
+        size_t c = bp->trig[i].chunk;
+        if (!bp->tcount[c])
+            bp->tfirst[c] = i;
+        bp->tcount[c]++;
+    }
+done:
+    free(cat);
+    free(w);
+    free(b.items);
+    free(b.trig);
+    if (rc != KH_OK) {
+        engine_batch_pre_free(bp);
+        return rc;
+    }
+    *out = bp;
+    return KH_OK;
+}
+
+/* The batch pass's result for this chunk in place of its own pass. */
+static int prefilter_load(kh_scratch *s, const engine_batch_pre *bp, size_t c)
+{
+    s->pre_whole = bp->whole[c];
+    s->npre = 0;
+    for (size_t i = bp->tfirst[c]; i < bp->tfirst[c] + bp->tcount[c]; i++)
+        s->triggered[bp->trig[i].detector] = 1;
+    if (s->pre_whole || !bp->count[c])
+        return KH_OK;
+    if (grow((void **)&s->pre, &s->pre_cap, bp->count[c], sizeof *s->pre)) {
+        s->pre_whole = 1;
+        return KH_OK;
+    }
+    memcpy(s->pre, bp->regs + bp->first[c], bp->count[c] * sizeof *s->pre);
+    s->npre = bp->count[c];
+    return KH_OK;
+}
+
 /* Scans a whole buffer in blocks, or only the given regions (sorted,
  * disjoint) when `regions` is set: then every pattern of a detector without
  * keywords is still looked for everywhere, in blocks, and only the
@@ -688,7 +964,11 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
     size_t saved_len = s->len;
     s->data = data;
     s->len = len;
-    memset(s->last_end, 0, e->pattern_count * sizeof *s->last_end);
+    /* last_end back to 0 where it was set: a decoded child is a buffer of
+     * its own, and clearing every pattern's cost more than scanning it. */
+    for (size_t i = 0; i < s->ntouched; i++)
+        s->last_end[s->touched[i]] = 0;
+    s->ntouched = 0;
     memset(s->triggered, 0, e->set->count);
     int rc = KH_OK;
     s->region_mode = 0;
@@ -700,7 +980,11 @@ static int scan_buffer_regions(kh_scratch *s, const scan_frame *f, const uint8_t
      * top), over the whole buffer or over the keyword regions' windows. */
     int prefiltered = 0;
     if (e->db && e->db_prefilter) {
-        rc = prefilter_buffer(s, regions, nregions);
+        const engine_hints *h = f->depth == 0 ? s->hints : NULL;
+        if (regions && h && h->pre && h->pre_chunk < h->pre->n)
+            rc = prefilter_load(s, h->pre, h->pre_chunk);
+        else
+            rc = prefilter_buffer(s, regions, nregions);
         prefiltered = rc == KH_OK && !s->pre_whole;
     }
     if (!regions && prefiltered)

@@ -530,6 +530,87 @@ static void test_keyword_filters(void **state)
     kh_detectors_free(set);
 }
 
+/* The batch prefilter pass (engine_prefilter_batch) joins the windows of
+ * many chunks with newlines: matches at chunk edges (\b, (?m)^, a $ that
+ * only the chunk's end satisfies), windows cut into blocks, and joins that
+ * a pattern could match across must give kh_scan's findings.  A small
+ * block size makes the joined buffer flush often and some windows long. */
+static const char *const join_specs[] = {
+    "[detector]\nid = \"j-word\"\nname = \"J word\"\nservice = \"jword\"\nseverity = \"high\"\n"
+    "keywords = [\"qk_\"]\n[[detector.patterns]]\nregex = '\\bqk_([a-z0-9]{16})\\b'\n"
+    "group = 1\n",
+    "[detector]\nid = \"j-line\"\nname = \"J line\"\nservice = \"jline\"\nseverity = \"high\"\n"
+    "keywords = [\"qline=\"]\n[[detector.patterns]]\n"
+    "regex = '(?m)^qline=([A-Za-z0-9]{12})$'\ngroup = 1\n",
+    "[detector]\nid = \"j-end\"\nname = \"J end\"\nservice = \"jend\"\nseverity = \"high\"\n"
+    "keywords = [\"qend:\"]\n[[detector.patterns]]\nregex = 'qend:([0-9a-f]{12})$'\ngroup = 1\n",
+    "[detector]\nid = \"j-across\"\nname = \"J across\"\nservice = \"jacross\"\n"
+    "severity = \"high\"\nkeywords = [\"qx=\"]\n[[detector.patterns]]\n"
+    "regex = 'qx=[^;]{0,40};([A-Za-z0-9]{14})'\ngroup = 1\n",
+};
+
+static void test_batch_prefilter_joins(void **state)
+{
+    (void)state;
+    kh_error err;
+    kh_detectors *set =
+        fixture_detectors(join_specs, sizeof join_specs / sizeof *join_specs, "j.toml");
+    kh_engine *e = NULL;
+    kh_engine_opts eo = {.decode_depth = 0, .block_size = 4096};
+    assert_int_equal(kh_engine_compile(set, &eo, &e, &err), KH_OK);
+    enum { NC = 60 };
+    kh_chunk chunks[NC];
+    char *bufs[NC];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    static const char *plant[] = {"qk_", "\nqline=", "qend:", "qx=", ";"};
+    for (int c = 0; c < NC; c++) {
+        size_t len = 200 + (size_t)(c * 977 % 9000);
+        char *b = malloc(len + 1);
+        assert_non_null(b);
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            unsigned r = (unsigned)(x % 64);
+            b[i] = r < 8 ? ' ' : r < 9 ? '\n' : "abcdef0123456789ghijkLMNOPQRstuvwxyz"[r % 36];
+            if (r == 63 && i + 40 < len) { /* a keyword, often with its token */
+                const char *k = plant[(x >> 8) % 5];
+                size_t kl = strlen(k);
+                memcpy(b + i, k, kl);
+                i += kl - 1;
+            }
+        }
+        if (c % 3 == 0 && len > 20)
+            memcpy(b + len - 17, "qend:0123abcd4567", 17); /* at the very end */
+        if (c % 4 == 1 && len > 20)
+            memcpy(b, "qk_a1b2c3d4e5f6g7h8 ", 20); /* at the very start */
+        if (c % 5 == 2 && len > 40)
+            memcpy(b + len / 2, "\nqline=AbCdEf012345\n", 20);
+        b[len] = 0;
+        bufs[c] = b;
+        chunks[c] = (kh_chunk){.data = (const uint8_t *)b, .len = len, .path = "j.txt"};
+    }
+    kh_scratch *s = NULL;
+    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
+    text want = {0}, got = {0};
+    for (size_t i = 0; i < NC; i++) {
+        single_ctx sc = {&want, i};
+        assert_int_equal(kh_scan(e, s, &chunks[i], on_single, &sc), KH_OK);
+    }
+    kh_gpu *g = NULL;
+    kh_gpu_opts go = {.quiet = 1};
+    assert_int_equal(gpu_open_api(e, gpu_reference_api(), &go, &g, &err), KH_OK);
+    assert_int_equal(kh_scan_batch(e, g, s, chunks, NC, on_batch, &got, NULL), KH_OK);
+    assert_true(want.count >= 20);
+    assert_string_equal(got.buf ? got.buf : "", want.buf ? want.buf : "");
+    kh_gpu_close(g);
+    free(want.buf);
+    free(got.buf);
+    for (int c = 0; c < NC; c++)
+        free(bufs[c]);
+    kh_scratch_free(s);
+    kh_engine_free(e);
+    kh_detectors_free(set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_batch_stop_and_arguments),
         cmocka_unit_test(test_regions_cover_every_keyword),
         cmocka_unit_test(test_keyword_filters),
+        cmocka_unit_test(test_batch_prefilter_joins),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
