@@ -150,6 +150,15 @@ __device__ __forceinline__ unsigned int bits4(unsigned int m)
     return (((m & 0x80808080u) >> 7) * 0x204081u >> 21) & 0xFu;
 }
 
+__device__ __forceinline__ void mark(const sink &out, unsigned long long pos)
+{
+    unsigned long long k = atomicAdd(out.count, 1ull);
+    if (k < out.cap) {
+        dev_hit h = {pos, GPU_CHUNK_PACKED, GPU_DECODE_MARK};
+        out.hits[k] = h;
+    }
+}
+
 /* Whether a keyword starts at tile[tp] (the block's bytes in shared
  * memory: a keyword and the run after it fit in the halo), and its token
  * shape follows; each one found is a hit at pos of the batch. */
@@ -207,7 +216,8 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
                                              unsigned long long seg, uint4 w,
                                              const unsigned int *sbits, const tables &t,
                                              const sink &out, const unsigned char *tile,
-                                             unsigned long long tb, unsigned long long readable)
+                                             unsigned long long tb, size_t lim,
+                                             unsigned short *queue, unsigned int *nqueue)
 {
     unsigned long long at = seg * SEG;
     size_t p0 = SEG + (size_t)(at - tb);
@@ -258,18 +268,14 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
             cand |= bits4(eq4(v, '%') | eq4(v, '=') | eq4(v, '\\') | eq4(v, '&')) << (4 * k);
         }
     }
+    int run = -1; /* where the base64 run reaching byte 19 starts, if here */
     if ((b64 >> (SEG + 3)) & 1u) {
         unsigned int gaps = ~b64 & ((1u << (SEG + 4)) - 1u);
         int start = gaps ? 32 - __clz(gaps) : 0; /* first byte of the run at byte 19 */
         int before = start ? 0 : dt_b64(tile[p0 - 1]);
-        if (start < SEG && !before)
-            cand |= 1u << start;
+        if (start < SEG && !before && at + start < valid)
+            run = start;
     }
-    if (!cand)
-        return;
-    size_t lim = SEG + TILE + HALO;
-    if (readable - tb + SEG < lim)
-        lim = (size_t)(readable - tb + SEG);
     int last = -1;
     while (cand) {
         int i = __ffs(cand) - 1;
@@ -279,13 +285,16 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
             continue;
         if (at + i < valid && dt_trigger(tile, p0 + i, lim)) {
             last = i;
-            unsigned long long k = atomicAdd(out.count, 1ull);
-            if (k < out.cap) {
-                dev_hit h = {base + at + i, GPU_CHUNK_PACKED, GPU_DECODE_MARK};
-                out.hits[k] = h;
-            }
+            mark(out, base + at + i);
         }
     }
+    /* The base64 run goes to the block's queue (a run is read byte by byte,
+     * up to DT_MAX_RUN of them: done here, it would hold up the warp's
+     * other threads), unless a mark before it in the segment, with no NUL
+     * between, covers it already.  Both marks may come out: more marks
+     * only mean a few more lines decoded. */
+    if (run >= 0 && !(last >= 0 && last < run && !(nul & ((1u << run) - 1u) & ~((2u << last) - 1u))))
+        queue[atomicAdd(nqueue, 1u)] = (unsigned short)(p0 + run);
 }
 
 /* Scans starts [0, valid) of buf; bytes up to valid + t.tail (and PAD
@@ -297,7 +306,8 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
 __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
                            unsigned long long valid, const unsigned int *sbits,
                            const tables &t, const sink &out, unsigned int block,
-                           unsigned int nblocks, uint4 *tile)
+                           unsigned int nblocks, uint4 *tile, unsigned short *queue,
+                           unsigned int *nqueue)
 {
     unsigned long long nseg = (valid + SEG - 1) / SEG;
     unsigned long long stride = (unsigned long long)nblocks * blockDim.x;
@@ -318,10 +328,22 @@ __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
             tile[0] = tb >= SEG ? *(const uint4 *)(buf + tb - SEG) : zero;
         }
         __syncthreads();
+        size_t lim = SEG + TILE + HALO; /* dt_trigger reads below this in the tile */
+        if (readable - tb + SEG < lim)
+            lim = (size_t)(readable - tb + SEG);
         if (active)
             scan_segment(base, valid, seg, w, sbits, t, out, (const unsigned char *)tile, tb,
-                         readable);
+                         lim, queue, nqueue);
+        __syncthreads();
+        /* The queued base64 runs, one a thread. */
+        if (threadIdx.x < *nqueue) {
+            unsigned int p = queue[threadIdx.x];
+            if (dt_trigger((const unsigned char *)tile, p, lim))
+                mark(out, base + tb + (p - SEG));
+        }
         __syncthreads(); /* the tile is rewritten next round */
+        if (threadIdx.x == 0)
+            *nqueue = 0;
     }
 }
 
@@ -331,8 +353,12 @@ __global__ void __launch_bounds__(THREADS)
 {
     __shared__ unsigned int sbits[FILTER_WORDS];
     __shared__ uint4 tile[TILE_WORDS];
+    __shared__ unsigned short queue[THREADS];
+    __shared__ unsigned int nqueue;
+    if (threadIdx.x == 0)
+        nqueue = 0;
     load_filters(sbits, t);
-    scan_piece(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile);
+    scan_piece(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile, queue, &nqueue);
 }
 
 /* The resident kernel: one block.  Thread 0 polls the command word in
@@ -349,6 +375,10 @@ __global__ void __launch_bounds__(THREADS)
     __shared__ uint4 tile[TILE_WORDS];
     __shared__ unsigned int s_seq, s_stop;
     __shared__ unsigned long long s_valid, s_ptr, s_copy;
+    __shared__ unsigned short queue[THREADS];
+    __shared__ unsigned int nqueue;
+    if (threadIdx.x == 0)
+        nqueue = 0;
     load_filters(sbits, t);
     if (threadIdx.x == 0) {
         hc->started = 1;
@@ -383,7 +413,7 @@ __global__ void __launch_bounds__(THREADS)
         __syncthreads();
         sink to = out;
         to.hits = host_hits;
-        scan_piece(buf, 0, s_valid, sbits, t, to, 0, 1, tile);
+        scan_piece(buf, 0, s_valid, sbits, t, to, 0, 1, tile, queue, &nqueue);
         __syncthreads();
         if (threadIdx.x == 0) {
             /* The hits must reach the host before the done word. */
