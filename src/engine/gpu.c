@@ -306,17 +306,20 @@ static void gpu_drop_to_cpu(kh_gpu *g, const char *why)
 }
 
 /* ------------------------------------------------------------------ */
-/* Keyword filters: the token shape after a keyword                    */
+/* Keyword filters: what must follow a keyword                          */
 /* ------------------------------------------------------------------ */
 
 /*
  * Most vendor tokens are a literal prefix and a run of one character class
- * ('SK' and 32 hex digits).  When every pattern of a detector holds one of
- * its keywords at a place every match passes through, followed by at least
- * m characters of a class, a keyword occurrence without such a run after it
- * cannot be the one inside a match: the device drops it, and the CPU
- * confirms far fewer windows.  The match's own occurrence always passes, so
- * its window is still there and the findings do not change.
+ * ('SK' and 32 hex digits), and most keyword-context patterns are a name
+ * then an assignment ('api[_.-]?key[\w.-]{0,20}...[:=]').  When every
+ * pattern of a detector passes through one of its keywords in every match,
+ * an occurrence of that keyword not followed by what the pattern needs
+ * there (the run; the next byte the match must reach over the bytes it may
+ * cross; the assignment after it) cannot be the one inside a match: the
+ * device drops it, and the CPU confirms far fewer windows.  The match's own
+ * occurrence always passes, so its window is still there and the findings
+ * do not change.
  *
  * The reader below understands just enough regex to prove that: literals,
  * escaped punctuation, classes and \w \d \s, groups, alternation and

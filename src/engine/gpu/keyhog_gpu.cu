@@ -15,12 +15,13 @@
  * keywords, a 128 Ki-bit hashed table of 3-byte keywords and one of 4-byte
  * prefixes of longer ones - and only then is it verified against the
  * keywords of its 2-byte prefix (a bucket table in global memory), with
- * ASCII letters folded to lower case, and against the token shape that must
- * follow the keyword (gpu_keyword_filter: a run of a character class), so
- * that the CPU confirms only occurrences that can start a match.  Then the
- * thread's decode marks: escape characters with a fitting next byte and
- * base64 runs long enough are tested with dt_trigger (the same code the
- * CPU reference runs); the CPU decodes only the lines around the marks.
+ * ASCII letters folded to lower case, and against what must follow the
+ * keyword (gpu_keyword_filter: a run of a class, and the bytes the match
+ * must reach next), so that the CPU confirms only occurrences that can be
+ * part of a match.  Then the thread's decode marks: escape characters are
+ * tested with dt_trigger (the same code the CPU reference runs), and the
+ * start of a long base64 run is queued for the block, which tests the
+ * queued runs one a thread; the CPU decodes only the lines around marks.
  * Chunks are packed one after another with a NUL between them; no keyword
  * holds a NUL, so none spans two chunks.
  *
