@@ -2,7 +2,9 @@
 """Regenerates the seed corpora that come from the detector set:
 fuzz/corpus/scan (examples from detectors' own [[detector.tests]], plain and
 wrapped in the encodings decode-through undoes) and fuzz/corpus/detectors
-(a few detector files chosen for the features they use).  The other corpora
+(a few detector files chosen for the features they use) and
+fuzz/corpus/gpu_filter (a detector's regex, keywords and positive example,
+NUL-separated, for every 8th detector with keywords).  The other corpora
 are written by hand.  Run from the repository root: python3 fuzz/seeds.py"""
 import base64
 import glob
@@ -15,6 +17,7 @@ import urllib.parse
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCAN = os.path.join(ROOT, "fuzz", "corpus", "scan")
 DETS = os.path.join(ROOT, "fuzz", "corpus", "detectors")
+GPUF = os.path.join(ROOT, "fuzz", "corpus", "gpu_filter")
 
 
 def main():
@@ -58,6 +61,19 @@ def main():
     picked.setdefault("plain", files[0])
     for path in sorted(set(picked.values())):
         shutil.copy(path, os.path.join(DETS, os.path.basename(path)))
+    os.makedirs(GPUF, exist_ok=True)
+    for old in glob.glob(os.path.join(GPUF, "*")):
+        os.remove(old)
+    keyed = [(p, d) for p, d in specs if d.get("keywords") and d.get("tests")]
+    for path, d in keyed[::8]:
+        kws = [k for k in d["keywords"] if 2 <= len(k) <= 64][:4]
+        pos = [t["test_positive"] for t in d["tests"] if "test_positive" in t]
+        if not kws or not pos:
+            continue
+        parts = [d["patterns"][0]["regex"]] + kws + ["x " + pos[0] + " y"]
+        name = os.path.splitext(os.path.basename(path))[0]
+        with open(os.path.join(GPUF, name), "wb") as f:
+            f.write(b"\0".join(p.encode() for p in parts))
 
 
 if __name__ == "__main__":

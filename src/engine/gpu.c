@@ -790,14 +790,20 @@ typedef struct rx_cover {
     gpu_keyword_filter f[COVER_MAX];
 } rx_cover;
 
-static int rx_cover_alts(const rx_token *t, int n, int lo, int hi, const spec_detector *d,
+/* A detector's keywords. */
+typedef struct rx_keywords {
+    const char *const *kw;
+    size_t n;
+} rx_keywords;
+
+static int rx_cover_alts(const rx_token *t, int n, int lo, int hi, const rx_keywords *d,
                          int depth, rx_cover *c);
 
 /* One alternative, tokens [lo, hi) without '|' at their level: it is
  * covered by a keyword spelt out by its literals, or by a group it cannot
  * skip that is covered.  The first covering place with tests wins, else the
  * first covering place. */
-static int rx_cover_seq(const rx_token *t, int n, int lo, int hi, const spec_detector *d,
+static int rx_cover_seq(const rx_token *t, int n, int lo, int hi, const rx_keywords *d,
                         int depth, rx_cover *best)
 {
     int have = 0;
@@ -817,11 +823,11 @@ static int rx_cover_seq(const rx_token *t, int n, int lo, int hi, const spec_det
         }
         if (t[k].kind != RX_LIT)
             continue;
-        for (uint32_t q = 0; q < d->keyword_count; q++) {
+        for (uint32_t q = 0; q < d->n; q++) {
             /* The keyword's bytes one literal each, along the only way a
              * match can go: out of the group at the end of an alternative
              * ('(?:prod|dev):' spells 'dev:'). */
-            const char *kw = d->keywords[q];
+            const char *kw = d->kw[q];
             int kl = (int)strlen(kw), m = 0, at = k;
             while (m < kl && at >= 0 && at < n && t[at].kind == RX_LIT && t[at].min == 1 &&
                    t[at].max == 1 && ascii_lower(t[at].lit) == ascii_lower((uint8_t)kw[m])) {
@@ -845,7 +851,7 @@ static int rx_cover_seq(const rx_token *t, int n, int lo, int hi, const spec_det
 }
 
 /* Tokens [lo, hi), alternatives at their level: each must be covered. */
-static int rx_cover_alts(const rx_token *t, int n, int lo, int hi, const spec_detector *d,
+static int rx_cover_alts(const rx_token *t, int n, int lo, int hi, const rx_keywords *d,
                          int depth, rx_cover *c)
 {
     if (depth > 8)
@@ -910,21 +916,71 @@ static void filter_merge(gpu_keyword_filter *into, const gpu_keyword_filter *f)
  * ('(?:api[_.-]?key|apikey)').  Those occurrences are the ones the regions
  * rely on; each gets the test of what follows it, and a keyword's filter is
  * the weakest over the occurrences that rely on it (a keyword none relies
- * on keeps every hit).
+ * on keeps every hit: its filter tests nothing).
  */
+int gpu_regex_filters(const char *const *regexes, size_t npatterns,
+                      const char *const *keywords, size_t nkeywords, gpu_keyword_filter *f)
+{
+    if (nkeywords == 0 || nkeywords > 64)
+        return 0;
+    memset(f, 0, nkeywords * sizeof *f);
+    rx_token *t = malloc(1024 * sizeof *t);
+    rx_cover *c = malloc(sizeof *c);
+    int ok = t && c;
+    uint8_t relied[64] = {0};
+    rx_keywords kw = {keywords, nkeywords};
+    for (size_t pi = 0; ok && pi < npatterns; pi++) {
+        int n = rx_tokens(regexes[pi], t, 1024);
+        ok = n >= 0 && rx_cover_alts(t, n, 0, n, &kw, 0, c);
+        for (int u = 0; ok && u < c->n; u++) {
+            uint32_t k = c->keyword[u];
+            if (relied[k])
+                filter_merge(&f[k], &c->f[u]);
+            else
+                f[k] = c->f[u];
+            relied[k] = 1;
+        }
+    }
+    free(t);
+    free(c);
+    if (!ok)
+        memset(f, 0, nkeywords * sizeof *f);
+    return ok;
+}
+
+int gpu_filter_pass(const gpu_keyword_filter *f, const uint8_t *data, size_t len, size_t at)
+{
+    uint32_t r = 0;
+    for (; r < f->min_run; r++) {
+        size_t p = at + r;
+        if (p > len)
+            break; /* past the separator: the device reads on; keep */
+        unsigned b = p < len ? data[p] : 0;
+        if (!GPU_IN_CLASS(f->cls, b))
+            break;
+    }
+    if (r < f->min_run && at + r <= len)
+        return 0;
+    for (int k = 0; k < GPU_STOP_TESTS; k++) {
+        const gpu_stop_test *st = &f->stops[k];
+        uint32_t q = 0;
+        for (; q < st->within && at + q <= len; q++) {
+            unsigned b = at + q < len ? data[at + q] : 0;
+            if (GPU_IN_CLASS(st->stop, b))
+                break;
+            if (!GPU_IN_CLASS(st->skip, b))
+                q = st->within;
+        }
+        if (st->within && q >= st->within)
+            return 0;
+    }
+    return 1;
+}
+
 int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out)
 {
     size_t nk = engine_keyword_count(e);
     memset(out, 0, (nk ? nk : 1) * sizeof *out);
-    rx_token *t = malloc(1024 * sizeof *t);
-    rx_cover *c = malloc(sizeof *c);
-    gpu_keyword_filter *f = malloc(64 * sizeof *f);
-    if (!t || !c || !f) {
-        free(t);
-        free(c);
-        free(f);
-        return 0;
-    }
     int filtered = 0;
     const kh_detectors *set = e->set;
     /* Keyword entries are laid out detector by detector, in set order. */
@@ -932,35 +988,25 @@ int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out)
     for (uint32_t di = 0; di < set->count; di++) {
         const spec_detector *d = set->items[di];
         size_t kc = d->keyword_count;
-        int ok = kc > 0 && kc <= 64;
+        int ok = kc > 0 && kc <= 64 && base + kc <= nk;
         /* Patterns off Vectorscan are found through their keywords
          * anywhere in the chunk: their keywords must all stay. */
         for (uint32_t p = 0; p < e->pattern_count && ok; p++)
             if (e->patterns[p].detector == di && !e->patterns[p].on_vectorscan)
                 ok = 0;
-        uint8_t relied[64] = {0};
-        for (size_t pi = 0; ok && pi < d->pattern_count; pi++) {
-            int n = rx_tokens(d->patterns[pi].regex, t, 1024);
-            ok = n >= 0 && rx_cover_alts(t, n, 0, n, d, 0, c);
-            for (int u = 0; ok && u < c->n; u++) {
-                uint32_t k = c->keyword[u];
-                if (relied[k])
-                    filter_merge(&f[k], &c->f[u]);
-                else
-                    f[k] = c->f[u];
-                relied[k] = 1;
-            }
-        }
-        for (size_t k = 0; ok && k < kc && base + k < nk; k++)
-            if (relied[k] && filter_tests(&f[k])) {
-                out[base + k] = f[k];
-                filtered++;
-            }
+        const char *rx[64];
+        gpu_keyword_filter f[64];
+        ok = ok && d->pattern_count <= 64;
+        for (size_t pi = 0; ok && pi < d->pattern_count; pi++)
+            rx[pi] = d->patterns[pi].regex;
+        if (ok && gpu_regex_filters(rx, d->pattern_count, (const char *const *)d->keywords, kc, f))
+            for (size_t k = 0; k < kc; k++)
+                if (filter_tests(&f[k])) {
+                    out[base + k] = f[k];
+                    filtered++;
+                }
         base += kc;
     }
-    free(t);
-    free(c);
-    free(f);
     return filtered;
 }
 
@@ -1535,31 +1581,7 @@ static void ref_filter(gpu_session *s, size_t from, const uint8_t *data, size_t 
         const gpu_hit *h = &s->hits[i];
         const gpu_keyword_filter *f = &s->filters[h->keyword];
         size_t at = (size_t)h->offset + strlen(s->keywords[h->keyword]);
-        uint32_t r = 0;
-        for (; r < f->min_run; r++) {
-            size_t p = at + r;
-            if (p > len)
-                break; /* past the separator: the device reads on; keep */
-            unsigned b = p < len ? data[p] : 0;
-            if (!GPU_IN_CLASS(f->cls, b))
-                break;
-        }
-        if (r < f->min_run && at + r <= len)
-            continue;
-        int pass = 1;
-        for (int k = 0; k < GPU_STOP_TESTS && pass; k++) {
-            const gpu_stop_test *st = &f->stops[k];
-            uint32_t q = 0;
-            for (; q < st->within && at + q <= len; q++) {
-                unsigned b = at + q < len ? data[at + q] : 0;
-                if (GPU_IN_CLASS(st->stop, b))
-                    break;
-                if (!GPU_IN_CLASS(st->skip, b))
-                    q = st->within;
-            }
-            pass = !st->within || q < st->within;
-        }
-        if (pass)
+        if (gpu_filter_pass(f, data, len, at))
             s->hits[w++] = *h;
     }
     s->nhits = w;

@@ -174,6 +174,19 @@ void gpu_stats_get(const kh_gpu *g, gpu_stats *out);
  * the detectors' regexes; returns how many keywords got a test. */
 int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out);
 
+/* The same for one detector: its patterns' regexes and its keywords (at
+ * most 64); 1 when every pattern passes through one of its keywords in
+ * every match (f[k]: keyword k's test, all zero when none relies on it),
+ * else 0 and no tests.  fuzz_gpu_filter checks with PCRE2 that every match
+ * holds a keyword occurrence whose test passes. */
+int gpu_regex_filters(const char *const *regexes, size_t npatterns,
+                      const char *const *keywords, size_t nkeywords, gpu_keyword_filter *f);
+
+/* Whether the occurrence of a keyword ending at data[at] passes f, as the
+ * device decides it (the byte at len reads as the chunk's NUL separator;
+ * a test still undecided past it passes: the device reads on). */
+int gpu_filter_pass(const gpu_keyword_filter *f, const uint8_t *data, size_t len, size_t at);
+
 /* kh_gpu_open with a given backend instead of the dlopened one (tests). */
 int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,
                  kh_gpu **out, kh_error *err);
