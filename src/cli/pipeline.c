@@ -92,6 +92,12 @@ struct pipeline {
     uint64_t skipped;
     worker *workers;
     int nworkers;
+    /* The lazily opened GPU (scan_config.gpu_open). */
+    _Atomic(kh_gpu *) lazy_gpu;
+    _Atomic uint64_t seen; /* bytes taken from the queue so far */
+    atomic_int opening;
+    pthread_t opener;
+    int opener_started; /* written by the worker that won `opening` */
 };
 
 static char *dup_or_null(const char *s)
@@ -517,13 +523,22 @@ static int on_batch_finding(const kh_finding *f, size_t chunk, void *ctx)
     return on_finding(f, w);
 }
 
+static void *gpu_opener(void *arg)
+{
+    pipeline *p = arg;
+    atomic_store(&p->lazy_gpu, p->cfg.gpu_open(p->cfg.gpu_open_ctx));
+    return NULL;
+}
+
 static void batch_flush(worker *w)
 {
     batch *b = &w->batch;
     if (!b->n)
         return;
     pipeline *p = w->p;
-    kh_gpu *gpu = b->bytes >= p->cfg.gpu_min_batch ? p->cfg.gpu : NULL;
+    kh_gpu *gpu = p->cfg.gpu ? p->cfg.gpu : atomic_load(&p->lazy_gpu);
+    if (b->bytes < p->cfg.gpu_min_batch)
+        gpu = NULL;
     kh_scan_batch(p->cfg.engine, gpu, w->scratch, b->chunks, b->n, on_batch_finding, w,
                   b->status);
     context_fill(w);
@@ -619,7 +634,16 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         /* After Ctrl-C the queue is drained unscanned so the walker,
          * perhaps blocked on a full queue, wakes and sees the signal. */
-        if (!cli_interrupted() && p->cfg.gpu)
+        /* auto: the GPU opens once enough went through; until it has
+         * (or when it cannot), items take the plain CPU path. */
+        kh_gpu *lazy = NULL;
+        if (p->cfg.gpu_open) {
+            uint64_t seen = atomic_fetch_add(&p->seen, it.len) + it.len;
+            if (seen >= p->cfg.gpu_open_after && !atomic_exchange(&p->opening, 1))
+                p->opener_started = pthread_create(&p->opener, NULL, gpu_opener, p) == 0;
+            lazy = atomic_load(&p->lazy_gpu);
+        }
+        if (!cli_interrupted() && (p->cfg.gpu || lazy))
             batch_add(w, &it);
         else if (!cli_interrupted())
             scan_item(w, &it);
@@ -746,6 +770,8 @@ void pipeline_drain(pipeline *p)
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->nworkers; i++)
         pthread_join(p->workers[i].thread, NULL);
+    if (p->opener_started) /* the workers' writes are visible after their join */
+        pthread_join(p->opener, NULL);
     p->joined = 1;
 }
 
@@ -778,6 +804,7 @@ void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
         free(w->wide);
     }
     stats->files_skipped += p->skipped;
+    kh_gpu_close(atomic_load(&p->lazy_gpu));
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->not_empty);
     pthread_cond_destroy(&p->not_full);

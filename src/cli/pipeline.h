@@ -25,6 +25,16 @@ typedef struct scan_config {
      * kh_scan_batch; batches under gpu_min_batch bytes stay on the CPU. */
     kh_gpu *gpu;
     size_t gpu_min_batch;
+    /* --backend auto with a calibration: no GPU at the start, items take
+     * the plain CPU path; once gpu_open_after bytes have gone through,
+     * gpu_open runs on a thread of its own (CUDA's start-up, about half a
+     * second, pays off only on big scans) while the CPU goes on.  If it
+     * returns a GPU, workers batch from then on and batches of at least
+     * gpu_min_batch bytes use it; NULL keeps the CPU path.  The pipeline
+     * closes it in pipeline_finish. */
+    kh_gpu *(*gpu_open)(void *ctx);
+    void *gpu_open_ctx;
+    uint64_t gpu_open_after;
     /* Progress only: findings at or above these count toward the running
      * total the progress line shows (the final filter is in scan.c). */
     double min_confidence;

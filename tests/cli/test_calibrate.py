@@ -122,6 +122,19 @@ class Calibrate(Base):
                 # auto never complains about a GPU it could not use
                 self.assertNotIn(b"gpu", auto.stderr.lower())
 
+    def test_auto_opens_the_gpu_late_and_quietly(self):
+        # KEYHOG_GPU_AUTO_AFTER=0: the opener thread starts with the first
+        # batch; its open fails here (no library), the scan stays on the CPU.
+        make_corpus(self.tmp, 2)
+        cpu = self.scan("cpu")
+        write(self.cache, "calibration.json", '{"format": 1, "crossover": 0}')
+        for after in ("0", "1000", "99999999999"):
+            with self.subTest(after=after):
+                env = dict(NO_GPU, KEYHOG_GPU_AUTO_AFTER=after)
+                auto = self.scan("auto", env)
+                self.assertEqual(auto.stdout, cpu.stdout)
+                self.assertNotIn(b"gpu", auto.stderr.lower())
+
     def test_forced_gpu_without_device_says_why(self):
         make_corpus(self.tmp, 1)
         write(self.cache, "calibration.json", '{"format": 1, "crossover": 0}')
@@ -149,10 +162,13 @@ class CalibrateOnDevice(Base):
         make_corpus(self.tmp, 16)
         cpu = self.scan("cpu")
         for cross in ("0", "4194304", '"never"'):
-            with self.subTest(crossover=cross):
-                write(self.cache, "calibration.json", '{"format": 1, "crossover": %s}' % cross)
-                auto = self.scan("auto")
-                self.assertEqual(auto.stdout, cpu.stdout)
+            for after in ("0", None):  # the GPU opened with the first batch, or not at all
+                with self.subTest(crossover=cross, after=after):
+                    write(self.cache, "calibration.json",
+                          '{"format": 1, "crossover": %s}' % cross)
+                    env = {"KEYHOG_GPU_AUTO_AFTER": after} if after else None
+                    auto = self.scan("auto", env)
+                    self.assertEqual(auto.stdout, cpu.stdout)
 
 
 if __name__ == "__main__":
