@@ -567,32 +567,50 @@ static void region_merge(engine_region *a, const engine_region *b)
         a->reach = b->reach;
 }
 
+/* What a prefilter report with id `id` ending at buffer offset `end` asks
+ * for (on_prefilter, on_prefilter_batch): PRE_TRIGGER, detector *di's
+ * fallback runs (and *whole: it wants the whole buffer); PRE_REGION, *r
+ * around the end; PRE_NONE, nothing (an id this engine did not assign). */
+enum { PRE_NONE, PRE_TRIGGER, PRE_REGION };
+static int prefilter_report(const kh_engine *e, unsigned id, size_t end, uint32_t *di,
+                            int *whole, engine_region *r)
+{
+    *whole = 0;
+    if (id >= e->pattern_count) {
+        if (id - e->pattern_count >= e->pf_keyword_count)
+            return PRE_NONE; /* not an id this engine assigned (see on_report) */
+        *di = e->pf_keyword_detector[id - e->pattern_count];
+        *whole = e->pf_whole[*di];
+        return PRE_TRIGGER;
+    }
+    const engine_pattern *p = &e->patterns[id];
+    if (!p->on_vectorscan) {
+        *di = p->detector; /* its PCRE2 fallback runs */
+        return PRE_TRIGGER;
+    }
+    size_t width;
+    r->end = end;
+    r->reach = pattern_reach(e, p, &width);
+    r->start = end > width ? end - width : 0;
+    return PRE_REGION;
+}
+
 static int on_prefilter(unsigned id, unsigned long long from, unsigned long long to,
                         unsigned flags, void *ctx)
 {
     (void)from;
     (void)flags;
     kh_scratch *s = ctx;
-    const kh_engine *e = s->engine;
-    if (id >= e->pattern_count) {
-        if (id - e->pattern_count >= e->pf_keyword_count)
-            return 0; /* not an id this engine assigned (see on_report) */
-        uint32_t di = e->pf_keyword_detector[id - e->pattern_count];
+    uint32_t di;
+    int whole;
+    engine_region r;
+    int what = prefilter_report(s->engine, id, s->pre_base + (size_t)to, &di, &whole, &r);
+    if (what == PRE_TRIGGER) {
         s->triggered[di] = 1;
-        s->pre_whole |= e->pf_whole[di];
-        return 0;
+        s->pre_whole |= whole;
     }
-    const engine_pattern *p = &e->patterns[id];
-    if (!p->on_vectorscan) {
-        s->triggered[p->detector] = 1; /* its PCRE2 fallback runs */
+    if (what != PRE_REGION || s->pre_whole)
         return 0;
-    }
-    if (s->pre_whole)
-        return 0;
-    size_t width, end = s->pre_base + (size_t)to;
-    engine_region r = {.end = end};
-    r.reach = pattern_reach(e, p, &width);
-    r.start = end > width ? end - width : 0;
     if (s->npre && regions_touch(&s->pre[s->npre - 1], &r)) {
         region_merge(&s->pre[s->npre - 1], &r);
         return 0;
@@ -742,7 +760,6 @@ static int on_prefilter_batch(unsigned id, unsigned long long from, unsigned lon
     (void)from;
     (void)flags;
     pre_run *b = ctx;
-    const kh_engine *e = b->e;
     if (to == 0)
         return 0;
     size_t last = (size_t)to - 1, lo = 0, hi = b->nw;
@@ -756,23 +773,17 @@ static int on_prefilter_batch(unsigned id, unsigned long long from, unsigned lon
     const pre_window *w = &b->w[lo];
     if (last < w->at || last - w->at >= w->len)
         return 0; /* ends on a join: no match of the chunk ends there */
-    size_t chunk = w->chunk, end = w->orig + ((size_t)to - w->at);
-    if (id >= e->pattern_count) {
-        if (id - e->pattern_count >= e->pf_keyword_count)
-            return 0;
-        uint32_t di = e->pf_keyword_detector[id - e->pattern_count];
-        b->whole[chunk] |= e->pf_whole[di];
+    size_t chunk = w->chunk;
+    uint32_t di;
+    int whole;
+    engine_region r;
+    int what = prefilter_report(b->e, id, w->orig + ((size_t)to - w->at), &di, &whole, &r);
+    if (what == PRE_TRIGGER) {
+        b->whole[chunk] |= (uint8_t)whole;
         return pre_trigger(b, chunk, di);
     }
-    const engine_pattern *p = &e->patterns[id];
-    if (!p->on_vectorscan)
-        return pre_trigger(b, chunk, p->detector);
-    if (b->whole[chunk])
+    if (what != PRE_REGION || b->whole[chunk])
         return 0;
-    size_t width;
-    engine_region r = {.end = end};
-    r.reach = pattern_reach(e, p, &width);
-    r.start = end > width ? end - width : 0;
     if (b->count[chunk] >= PREFILTER_MAX_REGIONS ||
         grow((void **)&b->items, &b->items_cap, b->nitems + 1, sizeof *b->items)) {
         b->whole[chunk] = 1;
