@@ -638,8 +638,11 @@ static void *worker_main(void *arg)
          * (or when it cannot), items take the plain CPU path. */
         kh_gpu *lazy = NULL;
         if (p->cfg.gpu_open) {
-            uint64_t seen = atomic_fetch_add(&p->seen, it.len) + it.len;
-            if (seen >= p->cfg.gpu_open_after && !atomic_exchange(&p->opening, 1))
+            /* Counted only until the opener starts: no shared counter per
+             * item for the rest of a big scan. */
+            if (!atomic_load_explicit(&p->opening, memory_order_relaxed) &&
+                atomic_fetch_add(&p->seen, it.len) + it.len >= p->cfg.gpu_open_after &&
+                !atomic_exchange(&p->opening, 1))
                 p->opener_started = pthread_create(&p->opener, NULL, gpu_opener, p) == 0;
             lazy = atomic_load(&p->lazy_gpu);
         }

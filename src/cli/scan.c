@@ -72,7 +72,8 @@ static const char scan_usage[] =
     "      --block-size N      engine block size (for testing; default 8M)\n"
     "      --no-cache          do not read or write the compiled-detector cache\n"
     "      --backend B         auto (default: the GPU where keyhog calibrate found it\n"
-    "                          faster, else the CPU), cpu or gpu\n"
+    "                          faster, once 4 GiB ($KEYHOG_GPU_AUTO_AFTER bytes) went\n"
+    "                          through, else the CPU), cpu or gpu\n"
     "      --shard K/N         scan only part K of N (1 <= K <= N): files by a hash of\n"
     "                          their path under PATH, git blobs by id, stdin in part 1;\n"
     "                          with --no-dedupe, N runs' JSONL concatenate into the\n"
@@ -730,7 +731,16 @@ static int scan_main(int argc, char **argv, int baseline_create)
         cfg.gpu_open = open_gpu_quietly;
         cfg.gpu_open_ctx = (void *)engine;
         const char *after = getenv("KEYHOG_GPU_AUTO_AFTER"); /* bytes; tests set 0 */
-        cfg.gpu_open_after = after && *after ? strtoull(after, NULL, 10) : AUTO_GPU_AFTER;
+        cfg.gpu_open_after = AUTO_GPU_AFTER;
+        if (after && *after) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(after, &end, 10);
+            if (errno || *end || after[0] == '-')
+                cli_error("KEYHOG_GPU_AUTO_AFTER: not a byte count: %s; using 4 GiB", after);
+            else
+                cfg.gpu_open_after = v;
+        }
         cfg.gpu_min_batch = crossover;
     }
     if (want_gpu) {

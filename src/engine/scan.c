@@ -670,6 +670,26 @@ static void prefilter_merge(kh_scratch *s)
  * with sorted, merged regions, or sets s->pre_whole.  A match of a keyword
  * pattern lies whole in a keyword region's window (engine_regions_from_hits),
  * so the prefilter sees its end there as it would in the whole buffer. */
+/* The window [*a, *z) the prefilter reads for keyword region r of a
+ * buffer of len bytes: a match holding the region's keyword lies in
+ * [start, end + width), width = reach - 64, and the prefilter, which needs
+ * only to see it whole, looks 64 bytes before it for assertions.  *done
+ * (the end of the previous window: windows of adjacent regions may
+ * overlap) advances; 0 when nothing is left to read. */
+static int region_window(const kh_engine *e, const engine_region *r, size_t len, size_t *done,
+                         size_t *a, size_t *z)
+{
+    size_t reach = region_reach(e, r);
+    size_t before = reach < 64 ? reach : 64;
+    *a = r->start > before ? r->start - before : 0;
+    *z = r->end + reach < len ? r->end + reach : len;
+    if (*a < *done)
+        *a = *done;
+    if (*z > *done)
+        *done = *z;
+    return *a < *z;
+}
+
 static int prefilter_buffer(kh_scratch *s, const engine_region *regions, size_t nregions)
 {
     s->npre = 0;
@@ -678,21 +698,10 @@ static int prefilter_buffer(kh_scratch *s, const engine_region *regions, size_t 
     if (!regions) {
         rc = prefilter_range(s, 0, s->len);
     } else {
-        size_t done = 0; /* windows of adjacent regions may overlap */
-        for (size_t i = 0; i < nregions && rc == KH_OK && !s->pre_whole; i++) {
-            /* A match holding the region's keyword lies in [start, end +
-             * width), width = reach - 64: the prefilter, which needs only
-             * to see it whole, looks 64 bytes before it for assertions. */
-            size_t reach = region_reach(s->engine, &regions[i]);
-            size_t before = reach < 64 ? reach : 64;
-            size_t a = regions[i].start > before ? regions[i].start - before : 0;
-            size_t b = regions[i].end + reach < s->len ? regions[i].end + reach : s->len;
-            if (a < done)
-                a = done;
-            if (a < b)
+        size_t done = 0, a, b;
+        for (size_t i = 0; i < nregions && rc == KH_OK && !s->pre_whole; i++)
+            if (region_window(s->engine, &regions[i], s->len, &done, &a, &b))
                 rc = prefilter_range(s, a, b);
-            done = b > done ? b : done;
-        }
     }
     if (rc == KH_OK)
         prefilter_merge(s);
@@ -839,13 +848,16 @@ int engine_prefilter_batch(const kh_engine *e, kh_scratch *s, const kh_chunk *ch
     *out = NULL;
     if (!e->db || !e->db_prefilter || s->engine != e)
         return KH_EINVAL;
-    size_t cap = e->block_size, long_window = e->block_size / 4;
+    /* The joined buffer and its windows grow as windows come (most
+     * batches need a few KiB of a block). */
+    size_t long_window = e->block_size / 4;
     engine_batch_pre *bp = calloc(1, sizeof *bp);
     pre_run b = {.e = e};
-    uint8_t *cat = malloc(cap);
-    pre_window *w = malloc((cap / 2 + 1) * sizeof *w);
+    uint8_t *cat = NULL;
+    pre_window *w = NULL;
+    size_t cat_cap = 0, w_cap = 0;
     int rc = KH_ENOMEM;
-    if (!bp || !cat || !w)
+    if (!bp)
         goto done;
     bp->n = n;
     bp->whole = calloc(n + 1, 1);
@@ -861,17 +873,10 @@ int engine_prefilter_batch(const kh_engine *e, kh_scratch *s, const kh_chunk *ch
     size_t catlen = 0, nw = 0;
     for (size_t c = 0; c < n && rc == KH_OK; c++) {
         const uint8_t *data = chunks[c].data;
-        size_t len = chunks[c].len, done = 0;
+        size_t len = chunks[c].len, done = 0, a, z;
         /* The windows prefilter_buffer would scan for this chunk. */
         for (size_t i = rfirst[c]; i < rfirst[c] + rcount[c] && rc == KH_OK; i++) {
-            size_t reach = region_reach(e, &regions[i]);
-            size_t before = reach < 64 ? reach : 64;
-            size_t a = regions[i].start > before ? regions[i].start - before : 0;
-            size_t z = regions[i].end + reach < len ? regions[i].end + reach : len;
-            if (a < done)
-                a = done;
-            done = z > done ? z : done;
-            if (a >= z)
+            if (!region_window(e, &regions[i], len, &done, &a, &z))
                 continue;
             if (a == 0 || z == len || z - a > long_window) {
                 /* On its own, in blocks reaching back by the overlap, as
@@ -884,9 +889,14 @@ int engine_prefilter_batch(const kh_engine *e, kh_scratch *s, const kh_chunk *ch
                 }
                 continue;
             }
-            if (catlen + (z - a) + 1 > cap) {
+            if (catlen + (z - a) + 1 > e->block_size) {
                 rc = pre_scan(s, &b, cat, catlen, w, nw);
                 catlen = nw = 0;
+            }
+            if (grow((void **)&cat, &cat_cap, catlen + (z - a) + 1, 1) ||
+                grow((void **)&w, &w_cap, nw + 1, sizeof *w)) {
+                rc = KH_ENOMEM;
+                break;
             }
             w[nw++] = (pre_window){catlen, c, a, z - a};
             memcpy(cat + catlen, data + a, z - a);

@@ -135,6 +135,17 @@ class Calibrate(Base):
                 self.assertEqual(auto.stdout, cpu.stdout)
                 self.assertNotIn(b"gpu", auto.stderr.lower())
 
+    def test_bad_auto_after_is_named_and_the_scan_goes_on(self):
+        make_corpus(self.tmp, 1)
+        cpu = self.scan("cpu")
+        write(self.cache, "calibration.json", '{"format": 1, "crossover": 0}')
+        for bad in ("4GiB", "-1", "12x"):
+            with self.subTest(value=bad):
+                auto = self.scan("auto", dict(NO_GPU, KEYHOG_GPU_AUTO_AFTER=bad))
+                self.assertEqual(auto.stdout, cpu.stdout)
+                self.assertIn(b"KEYHOG_GPU_AUTO_AFTER: not a byte count: " + bad.encode(),
+                              auto.stderr)
+
     def test_forced_gpu_without_device_says_why(self):
         make_corpus(self.tmp, 1)
         write(self.cache, "calibration.json", '{"format": 1, "crossover": 0}')

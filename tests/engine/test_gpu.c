@@ -388,6 +388,31 @@ static void test_regions_cover_every_keyword(void **state)
     free(kws);
 }
 
+/* kh_scan_batch through the reference backend (filters on, as
+ * gpu_open_api computes them) gives kh_scan's findings, at least `min`. */
+static void assert_batch_equals_scan(const kh_engine *e, const kh_chunk *chunks, size_t n,
+                                     size_t min)
+{
+    kh_error err;
+    kh_scratch *s = NULL;
+    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
+    text want = {0}, got = {0};
+    for (size_t i = 0; i < n; i++) {
+        single_ctx sc = {&want, i};
+        assert_int_equal(kh_scan(e, s, &chunks[i], on_single, &sc), KH_OK);
+    }
+    kh_gpu *g = NULL;
+    kh_gpu_opts go = {.quiet = 1};
+    assert_int_equal(gpu_open_api(e, gpu_reference_api(), &go, &g, &err), KH_OK);
+    assert_int_equal(kh_scan_batch(e, g, s, chunks, n, on_batch, &got, NULL), KH_OK);
+    assert_true(want.count >= min);
+    assert_string_equal(got.buf ? got.buf : "", want.buf ? want.buf : "");
+    kh_gpu_close(g);
+    free(want.buf);
+    free(got.buf);
+    kh_scratch_free(s);
+}
+
 /* Token filters read from regexes: a keyword followed by a class run gets a
  * test, one followed by a group gets a test of the byte that can start an
  * alternative, and of the byte the match reaches next ('_' after
@@ -509,23 +534,8 @@ static void test_keyword_filters(void **state)
     for (int i = 0; i < NT; i++)
         chunks[i] = (kh_chunk){.data = (const uint8_t *)texts[i], .len = strlen(texts[i]),
                                .path = "f.txt"};
-    kh_scratch *s = NULL;
-    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
-    text want = {0}, got = {0};
-    for (size_t i = 0; i < NT; i++) {
-        single_ctx sc = {&want, i};
-        assert_int_equal(kh_scan(e, s, &chunks[i], on_single, &sc), KH_OK);
-    }
-    kh_gpu *g = NULL;
-    kh_gpu_opts go = {.quiet = 1};
-    assert_int_equal(gpu_open_api(e, gpu_reference_api(), &go, &g, &err), KH_OK);
-    assert_int_equal(kh_scan_batch(e, g, s, chunks, NT, on_batch, &got, NULL), KH_OK);
-    assert_true(want.count >= 9); /* sk_x, o., three zork, two qlin, two z tokens at least */
-    assert_string_equal(got.buf ? got.buf : "", want.buf ? want.buf : "");
-    kh_gpu_close(g);
-    free(want.buf);
-    free(got.buf);
-    kh_scratch_free(s);
+    /* sk_x, o., three zork, two qlin, two z tokens at least */
+    assert_batch_equals_scan(e, chunks, NT, 9);
     kh_engine_free(e);
     kh_detectors_free(set);
 }
@@ -588,25 +598,9 @@ static void test_batch_prefilter_joins(void **state)
         bufs[c] = b;
         chunks[c] = (kh_chunk){.data = (const uint8_t *)b, .len = len, .path = "j.txt"};
     }
-    kh_scratch *s = NULL;
-    assert_int_equal(kh_scratch_alloc(e, &s), KH_OK);
-    text want = {0}, got = {0};
-    for (size_t i = 0; i < NC; i++) {
-        single_ctx sc = {&want, i};
-        assert_int_equal(kh_scan(e, s, &chunks[i], on_single, &sc), KH_OK);
-    }
-    kh_gpu *g = NULL;
-    kh_gpu_opts go = {.quiet = 1};
-    assert_int_equal(gpu_open_api(e, gpu_reference_api(), &go, &g, &err), KH_OK);
-    assert_int_equal(kh_scan_batch(e, g, s, chunks, NC, on_batch, &got, NULL), KH_OK);
-    assert_true(want.count >= 20);
-    assert_string_equal(got.buf ? got.buf : "", want.buf ? want.buf : "");
-    kh_gpu_close(g);
-    free(want.buf);
-    free(got.buf);
+    assert_batch_equals_scan(e, chunks, NC, 20);
     for (int c = 0; c < NC; c++)
         free(bufs[c]);
-    kh_scratch_free(s);
     kh_engine_free(e);
     kh_detectors_free(set);
 }
