@@ -7,7 +7,8 @@
  * gathered into batches the way the CLI's workers gather them (64 MiB or
  * 4096 files).  Then, with T worker threads each holding its own scratch:
  *
- *   cpu  every chunk through kh_scan                    (keyhog -j T)
+ *   cpu  every chunk through kh_scan, 8 at a time from a shared counter
+ *        (keyhog -j T, whose workers take files one by one)
  *   gpu  every batch through kh_scan_batch on the GPU    (--backend gpu)
  *
  * and prints GB/s of each, the ratio, and a digest of every finding (chunk,
@@ -41,6 +42,7 @@
 #include "keyhog.h"
 
 #define BATCH_FILES 4096
+#define CPU_GRAB 8
 
 typedef struct corpus {
     kh_chunk *chunks;
@@ -175,20 +177,26 @@ static void *worker(void *arg)
         return NULL;
     }
     for (;;) {
+        if (!r->gpu) {
+            /* The CPU path takes files one by one from the CLI's queue:
+             * a few chunks at a time, so no thread idles while another
+             * finishes a whole batch. */
+            size_t i = atomic_fetch_add(&r->next, CPU_GRAB), end = i + CPU_GRAB;
+            if (i >= r->c->n)
+                break;
+            for (; i < end && i < r->c->n; i++) {
+                cb_ctx cc = {r, i};
+                kh_scan(r->engine, s, &r->c->chunks[i], on_finding, &cc);
+            }
+            continue;
+        }
         size_t b = atomic_fetch_add(&r->next, 1);
         if (b >= r->nbatches)
             break;
         const batch *bt = &r->batches[b];
         cb_ctx cc = {r, bt->first};
-        if (r->gpu) {
-            kh_scan_batch(r->engine, r->gpu, s, r->c->chunks + bt->first, bt->count,
-                          on_batch_finding, &cc, NULL);
-        } else {
-            for (size_t i = 0; i < bt->count; i++) {
-                cc.first = bt->first + i;
-                kh_scan(r->engine, s, &r->c->chunks[bt->first + i], on_finding, &cc);
-            }
-        }
+        kh_scan_batch(r->engine, r->gpu, s, r->c->chunks + bt->first, bt->count,
+                      on_batch_finding, &cc, NULL);
     }
     kh_scratch_free(s);
     return NULL;

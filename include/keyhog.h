@@ -228,6 +228,17 @@ void kh_gpu_close(kh_gpu *gpu);
  * "cpu: <why the GPU was dropped>". */
 const char *kh_gpu_status(const kh_gpu *gpu);
 
+/* A buffer to read a batch straight into, so the device copies it as it
+ * is (page-locked when the backend can): chunk after chunk from the
+ * buffer's first byte, one NUL after each, and KH_GPU_BUFFER_PAD zero bytes
+ * after the last NUL.  kh_scan_batch over chunks laid out so skips its
+ * packing copy; any other batch is packed as usual.  At least `bytes`
+ * long; NULL when gpu is NULL or out of memory.  Give it back before
+ * kh_gpu_close (which frees it in any case). */
+#define KH_GPU_BUFFER_PAD 256
+uint8_t *kh_gpu_buffer_take(kh_gpu *gpu, size_t bytes);
+void kh_gpu_buffer_give(kh_gpu *gpu, uint8_t *buffer);
+
 /* kh_on_finding for a batch: `chunk` is the index of the finding's chunk. */
 typedef int (*kh_on_batch_finding)(const kh_finding *finding, size_t chunk, void *ctx);
 

@@ -32,12 +32,20 @@
 #include "engine/gpu.h"
 
 #define GPU_MAX_DEVICES 16
+#define GPU_MAX_LANES 8
+#define GPU_DEFAULT_LANES 2
 #define GPU_LIB_NAME "libkeyhog_gpu.so"
 
+/* One session on one device: a lane.  A device has several, each with its
+ * own streams, buffers and lock, so that one batch's copy overlaps
+ * another's kernel and a worker never waits for a whole batch of someone
+ * else's while the device has room. */
 typedef struct gpu_device {
     gpu_session *session;
     pthread_mutex_t mu;
     atomic_int alive;
+    int ordinal; /* the CUDA device */
+    int lane;    /* 0 is the one with the resident kernel */
 } gpu_device;
 
 /* A caller's packing buffer (pinned when the backend has host_alloc). */
@@ -53,8 +61,8 @@ struct kh_gpu {
     const kh_engine *engine;
     gpu_api api;
     void *dl; /* dlopen handle, NULL for a built-in api */
-    gpu_device devices[GPU_MAX_DEVICES];
-    int ndevices;
+    gpu_device devices[GPU_MAX_DEVICES * GPU_MAX_LANES]; /* lanes, device by device */
+    int ndevices; /* lanes, in fact */
     atomic_uint next;
     atomic_int cpu_only;
     int quiet;
@@ -64,8 +72,9 @@ struct kh_gpu {
      * many as batches in flight at once. */
     pthread_mutex_t pack_mu;
     gpu_pack *packs;
+    gpu_pack *lent; /* handed out by kh_gpu_buffer_take */
     /* Where the time goes (gpu_stats_get). */
-    atomic_ullong st_batches, st_bytes, st_pack_ns, st_wait_ns, st_device_ns, st_confirm_ns,
+    atomic_ullong st_batches, st_prepacked, st_bytes, st_pack_ns, st_wait_ns, st_device_ns, st_confirm_ns,
         st_hits, st_regions, st_region_bytes, st_decoded_bytes;
 };
 
@@ -83,6 +92,7 @@ void gpu_stats_get(const kh_gpu *g, gpu_stats *out)
         return;
     out->batches = atomic_load(&g->st_batches);
     out->bytes = atomic_load(&g->st_bytes);
+    out->prepacked = atomic_load(&g->st_prepacked);
     out->pack_ns = atomic_load(&g->st_pack_ns);
     out->wait_ns = atomic_load(&g->st_wait_ns);
     out->device_ns = atomic_load(&g->st_device_ns);
@@ -146,14 +156,10 @@ static void gpu_pause_all(kh_gpu *m, int pause)
     }
 }
 
-/* Packs the chunks back to back, a NUL after each and GPU_PACK_PAD zero
- * bytes at the end, into p (grown as needed).  Returns 0 or KH_ENOMEM. */
-static int pack_batch(kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
+/* Grows p to hold at least `need` bytes and `n` + 1 chunk starts (a
+ * page-locked buffer when the backend allocates them).  0 or KH_ENOMEM. */
+static int pack_reserve(kh_gpu *g, gpu_pack *p, size_t need, size_t n)
 {
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += chunks[i].len + 1;
-    size_t need = (size_t)total + GPU_PACK_PAD;
     if (need > p->cap) {
         size_t cap = p->cap ? p->cap : (1u << 20);
         while (cap < need)
@@ -189,6 +195,18 @@ static int pack_batch(kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
         p->starts = st;
         p->starts_cap = n + 1;
     }
+    return KH_OK;
+}
+
+/* Packs the chunks back to back, a NUL after each and GPU_PACK_PAD zero
+ * bytes at the end, into p (grown as needed).  Returns 0 or KH_ENOMEM. */
+static int pack_batch(kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += chunks[i].len + 1;
+    if (pack_reserve(g, p, (size_t)total + GPU_PACK_PAD, n) != KH_OK)
+        return KH_ENOMEM;
     uint64_t at = 0;
     for (size_t i = 0; i < n; i++) {
         p->starts[i] = at;
@@ -200,6 +218,72 @@ static int pack_batch(kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
     p->starts[n] = at;
     memset(p->bytes + at, 0, GPU_PACK_PAD);
     return KH_OK;
+}
+
+_Static_assert(KH_GPU_BUFFER_PAD == GPU_PACK_PAD, "the pad callers leave is the device's");
+
+uint8_t *kh_gpu_buffer_take(kh_gpu *g, size_t bytes)
+{
+    if (!g)
+        return NULL;
+    gpu_pack *p = pack_take(g, bytes);
+    if (!p)
+        return NULL;
+    if (pack_reserve(g, p, bytes ? bytes : 1, 0) != KH_OK) {
+        pack_give(g, p);
+        return NULL;
+    }
+    pthread_mutex_lock(&g->pack_mu);
+    p->next = g->lent;
+    g->lent = p;
+    pthread_mutex_unlock(&g->pack_mu);
+    return p->bytes;
+}
+
+/* The lent buffer whose first byte is `bytes`, unlinked when `unlink`. */
+static gpu_pack *lent_find(kh_gpu *g, const uint8_t *bytes, int unlink)
+{
+    gpu_pack *p = NULL;
+    pthread_mutex_lock(&g->pack_mu);
+    for (gpu_pack **q = &g->lent; *q; q = &(*q)->next)
+        if ((*q)->bytes == bytes) {
+            p = *q;
+            if (unlink)
+                *q = p->next;
+            break;
+        }
+    pthread_mutex_unlock(&g->pack_mu);
+    return p;
+}
+
+void kh_gpu_buffer_give(kh_gpu *g, uint8_t *buf)
+{
+    gpu_pack *p = g && buf ? lent_find(g, buf, 1) : NULL;
+    if (p)
+        pack_give(g, p);
+}
+
+/* The lent buffer the batch is laid out in as kh_gpu_buffer_take asks
+ * (chunk 0 at its first byte, a NUL after each chunk, the zero pad after
+ * the last), its starts filled; NULL for any other batch, which is packed. */
+static gpu_pack *prepacked(kh_gpu *g, const kh_chunk *chunks, size_t n)
+{
+    gpu_pack *p = n ? lent_find(g, chunks[0].data, 0) : NULL;
+    if (!p || pack_reserve(g, p, 0, n) != KH_OK)
+        return NULL;
+    static const uint8_t zeros[GPU_PACK_PAD];
+    uint64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (chunks[i].data != p->bytes + at || chunks[i].len >= p->cap - at ||
+            p->bytes[at + chunks[i].len] != 0)
+            return NULL;
+        p->starts[i] = at;
+        at += chunks[i].len + 1;
+    }
+    p->starts[n] = at;
+    if (p->cap - at < GPU_PACK_PAD || memcmp(p->bytes + at, zeros, GPU_PACK_PAD) != 0)
+        return NULL;
+    return p;
 }
 
 static void set_error(kh_error *err, int code, const char *fmt, const char *a, const char *b)
@@ -278,14 +362,17 @@ static void gpu_update_status(kh_gpu *g)
 {
     if (atomic_load(&g->cpu_only))
         return;
-    int alive = 0;
+    int alive = 0, last = -1;
     const char *mode = "launch";
     for (int i = 0; i < g->ndevices; i++) {
         if (!g->devices[i].alive)
             continue;
-        alive++;
-        /* Modes only ever drop, and reading a constant string is safe. */
-        mode = g->api.session_mode(g->devices[i].session);
+        alive += g->devices[i].ordinal != last; /* lanes of a device are adjacent */
+        last = g->devices[i].ordinal;
+        /* Modes only ever drop, and reading a constant string is safe;
+         * the resident kernel is lane 0's. */
+        if (g->devices[i].lane == 0)
+            mode = g->api.session_mode(g->devices[i].session);
     }
     char text[128];
     snprintf(text, sizeof text, "gpu: %d device%s, %s kernel", alive, alive == 1 ? "" : "s",
@@ -1010,6 +1097,24 @@ int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out)
     return filtered;
 }
 
+/* Lanes (sessions) per device: KEYHOG_GPU_LANES, 1 to GPU_MAX_LANES; any
+ * other value is named on stderr and the default kept. */
+static int lanes_wanted(int quiet)
+{
+    const char *v = getenv("KEYHOG_GPU_LANES");
+    if (!v || !*v)
+        return GPU_DEFAULT_LANES;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 1 || n > GPU_MAX_LANES) {
+        if (!quiet)
+            fprintf(stderr, "keyhog: KEYHOG_GPU_LANES=%s: not a number from 1 to %d; using %d\n",
+                    v, GPU_MAX_LANES, GPU_DEFAULT_LANES);
+        return GPU_DEFAULT_LANES;
+    }
+    return (int)n;
+}
+
 int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,
                  kh_gpu **out, kh_error *err)
 {
@@ -1074,15 +1179,22 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
         .quiet = g->quiet,
         .filters = filters,
     };
+    int lanes = lanes_wanted(g->quiet);
     for (int d = first; d < last; d++) {
         so.device = d;
-        gpu_session *s = NULL;
-        if (api->session_open(kw, (uint32_t)nk, &so, &s, msg, sizeof msg) != 0)
-            continue; /* keep the devices that work */
-        gpu_device *dev = &g->devices[g->ndevices++];
-        dev->session = s;
-        dev->alive = 1;
-        pthread_mutex_init(&dev->mu, NULL);
+        for (int l = 0; l < lanes; l++) {
+            gpu_session *s = NULL;
+            if (api->session_open(kw, (uint32_t)nk, &so, &s, msg, sizeof msg) != 0)
+                break; /* keep the devices (and lanes) that work */
+            gpu_device *dev = &g->devices[g->ndevices++];
+            dev->session = s;
+            dev->alive = 1;
+            dev->ordinal = d;
+            dev->lane = l;
+            pthread_mutex_init(&dev->mu, NULL);
+            so.persistent = 0; /* one resident kernel a device, on lane 0 */
+        }
+        so.persistent = !(opts && opts->no_persistent);
     }
     if (g->ndevices == 0) {
         set_error(err, KH_EUNSUPPORTED, "gpu: %s%s", msg, NULL);
@@ -1144,11 +1256,12 @@ void kh_gpu_close(kh_gpu *g)
         pthread_mutex_destroy(&g->devices[i].mu);
     }
     pthread_mutex_destroy(&g->status_mu);
-    while (g->packs) {
-        gpu_pack *p = g->packs;
-        g->packs = p->next;
-        pack_free(g, p);
-    }
+    for (gpu_pack **list = &g->packs; list; list = list == &g->packs ? &g->lent : NULL)
+        while (*list) {
+            gpu_pack *p = *list;
+            *list = p->next;
+            pack_free(g, p);
+        }
     pthread_mutex_destroy(&g->pack_mu);
     /* libcudart registers exit handlers: unloading it before exit can run
      * them on freed code, so the library stays mapped (dlclose is skipped). */
@@ -1207,14 +1320,49 @@ static uint64_t *packed_starts(const size_t *len, size_t n)
     return starts;
 }
 
+/* A lane for one batch, locked, or NULL when none is alive.  A small
+ * batch waits for lane 0 of a device (the resident kernel's); a big one
+ * takes any lane that is free, else waits for the next in round robin. */
+static gpu_device *lane_take(kh_gpu *g, int small)
+{
+    uint64_t w0 = clock_ns();
+    gpu_device *got = NULL;
+    /* Pass 0: a small batch waits for a lane 0, a big one tries each lane
+     * without waiting; pass 1 (no lane 0 alive, or every lane busy) waits
+     * for the next alive lane. */
+    for (int pass = 0; pass < 2 && !got; pass++) {
+        unsigned start = atomic_fetch_add(&g->next, 1);
+        for (int i = 0; i < g->ndevices && !got; i++) {
+            gpu_device *d = &g->devices[(start + (unsigned)i) % (unsigned)g->ndevices];
+            if (!atomic_load(&d->alive) || (pass == 0 && small && d->lane != 0))
+                continue;
+            if (pass == 0 && !small) {
+                if (pthread_mutex_trylock(&d->mu) != 0)
+                    continue;
+            } else {
+                pthread_mutex_lock(&d->mu);
+            }
+            if (atomic_load(&d->alive))
+                got = d;
+            else
+                pthread_mutex_unlock(&d->mu);
+        }
+    }
+    atomic_fetch_add(&g->st_wait_ns, clock_ns() - w0);
+    return got;
+}
+
 static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit **hits,
                             size_t *nhits)
 {
     const uint8_t **data = NULL;
     size_t *len = NULL;
-    gpu_pack *pk = NULL;
+    gpu_pack *pk = NULL, *mine = NULL;
     uint64_t t0 = clock_ns();
-    if (g->api.session_submit_packed) {
+    if (g->api.session_submit_packed && (mine = prepacked(g, chunks, n)) != NULL) {
+        pk = mine; /* read there by the caller: no packing copy */
+        atomic_fetch_add(&g->st_prepacked, 1);
+    } else if (g->api.session_submit_packed) {
         size_t need = GPU_PACK_PAD;
         for (size_t i = 0; i < n; i++)
             need += chunks[i].len + 1;
@@ -1241,17 +1389,10 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
     uint64_t t1 = clock_ns();
     atomic_fetch_add(&g->st_pack_ns, t1 - t0);
     int rc = KH_EUNSUPPORTED;
-    unsigned start = atomic_fetch_add(&g->next, 1);
-    for (int tries = 0; tries < g->ndevices && rc == KH_EUNSUPPORTED; tries++) {
-        gpu_device *d = &g->devices[(start + (unsigned)tries) % (unsigned)g->ndevices];
-        uint64_t w0 = clock_ns();
-        pthread_mutex_lock(&d->mu);
+    size_t bytes = pk ? (size_t)pk->starts[n] : 0;
+    gpu_device *d;
+    while (rc == KH_EUNSUPPORTED && (d = lane_take(g, pk && bytes <= GPU_SMALL_BATCH)) != NULL) {
         uint64_t w1 = clock_ns();
-        atomic_fetch_add(&g->st_wait_ns, w1 - w0);
-        if (!d->alive) {
-            pthread_mutex_unlock(&d->mu);
-            continue;
-        }
         gpu_batch_result res = {0};
         char msg[256] = "batch failed";
         const char *mode_before = g->api.session_mode(d->session);
@@ -1260,7 +1401,7 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
                      : g->api.session_submit_batch(d->session, data, len, n, &res, msg,
                                                    sizeof msg);
         if (src != 0) {
-            d->alive = 0;
+            atomic_store(&d->alive, 0);
             pthread_mutex_unlock(&d->mu);
             int left = 0;
             for (int i = 0; i < g->ndevices; i++)
@@ -1306,7 +1447,7 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
         if (!pk)
             free(starts);
     }
-    if (pk)
+    if (pk && pk != mine)
         pack_give(g, pk);
     free(data);
     free(len);

@@ -31,6 +31,8 @@ extern "C" {
 /* A packed batch (session_submit_packed) ends with this many zero bytes
  * after its last chunk's NUL: the kernel reads a little past the end. */
 #define GPU_PACK_PAD 256
+/* A packed batch of at most this many bytes goes to the resident kernel. */
+#define GPU_SMALL_BATCH (16u << 10)
 
 /* Longest keyword the device tables hold; longer ones (none today) make the
  * loader keep the CPU. */
@@ -161,6 +163,7 @@ const gpu_api *gpu_reference_api(void);
  * where a batch's time goes (bench/gpu_bench.c prints them). */
 typedef struct gpu_stats {
     uint64_t batches, bytes;   /* batches confirmed on the GPU path, their bytes */
+    uint64_t prepacked;        /* batches read into a kh_gpu_buffer_take buffer */
     uint64_t pack_ns;          /* packing into (pinned) batch buffers */
     uint64_t wait_ns;          /* waiting for a device's lock */
     uint64_t device_ns;        /* holding it: copy, kernel, hit readback */

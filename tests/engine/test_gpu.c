@@ -323,6 +323,63 @@ static void test_forced_fallbacks_keep_findings(void **state)
     kh_gpu_close(g);
 }
 
+/* A batch read straight into a kh_gpu_buffer_take buffer (chunk, NUL,
+ * chunk, NUL, ..., zero pad) goes to the device without the packing copy
+ * and finds what kh_scan finds; laid out any other way (a pad byte that is
+ * not zero, a chunk out of place) it is packed as before, with the same
+ * findings. */
+static void test_buffer_skips_packing(void **state)
+{
+    fixture *f = *state;
+    kh_gpu *g = NULL;
+    kh_error err = {0};
+    kh_gpu_opts o = {.all_devices = 1, .quiet = 1};
+    assert_null(kh_gpu_buffer_take(NULL, 100));
+    assert_int_equal(gpu_open_api(f->engine, gpu_reference_api(), &o, &g, &err), KH_OK);
+    const corpus *c = &f->corpus;
+    size_t total = KH_GPU_BUFFER_PAD;
+    for (size_t i = 0; i < c->n; i++)
+        total += c->chunks[i].len + 1;
+    uint8_t *buf = kh_gpu_buffer_take(g, total);
+    assert_non_null(buf);
+    kh_chunk *laid = calloc(c->n, sizeof *laid);
+    assert_non_null(laid);
+    size_t at = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        memcpy(buf + at, c->chunks[i].data, c->chunks[i].len);
+        laid[i] = (kh_chunk){.data = buf + at, .len = c->chunks[i].len, .path = "t.txt"};
+        at += c->chunks[i].len;
+        buf[at++] = 0;
+    }
+    memset(buf + at, 0, KH_GPU_BUFFER_PAD);
+    for (int round = 0; round < 3; round++) {
+        if (round == 1)
+            buf[at + KH_GPU_BUFFER_PAD - 1] = 'x'; /* the pad is not zero */
+        if (round == 2) {
+            buf[at + KH_GPU_BUFFER_PAD - 1] = 0;
+            laid[1].data++; /* chunk 1 is not where its predecessor ends */
+            laid[1].len--;
+        }
+        gpu_stats before, after;
+        gpu_stats_get(g, &before);
+        text got = {0};
+        assert_int_equal(kh_scan_batch(f->engine, g, f->scratch, laid, c->n, on_batch, &got, NULL),
+                         KH_OK);
+        gpu_stats_get(g, &after);
+        assert_int_equal(after.prepacked - before.prepacked, round == 0);
+        assert_int_equal(after.batches - before.batches, 1);
+        if (round < 2)
+            assert_string_equal(got.buf, f->expected.buf);
+        else
+            assert_true(got.count > 0);
+        free(got.buf);
+    }
+    kh_gpu_buffer_give(g, buf);
+    kh_gpu_buffer_give(g, buf); /* twice, or a stranger's: ignored */
+    free(laid);
+    kh_gpu_close(g);
+}
+
 static void test_batch_stop_and_arguments(void **state)
 {
     fixture *f = *state;
@@ -614,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_cpu_batch_equals_kh_scan),
         cmocka_unit_test(test_region_mode_parity),
         cmocka_unit_test(test_forced_fallbacks_keep_findings),
+        cmocka_unit_test(test_buffer_skips_packing),
         cmocka_unit_test(test_batch_stop_and_arguments),
         cmocka_unit_test(test_regions_cover_every_keyword),
         cmocka_unit_test(test_keyword_filters),

@@ -75,7 +75,7 @@ static_assert(GPU_MAX_KEYWORD + GPU_MAX_STOP + PAD <= GPU_PACK_PAD, "reads stay 
 #define TILE (THREADS * SEG)
 #define HALO (DT_MAX_RUN + 64)
 #define TILE_WORDS ((SEG + TILE + HALO) / 16)
-#define ZERO_COPY_MAX (16u << 10) /* block 0 alone scans such a batch */
+#define ZERO_COPY_MAX GPU_SMALL_BATCH /* block 0 alone scans such a batch */
 #define START_TIMEOUT_S 5.0
 #define PIECE_TIMEOUT_S 10.0
 
