@@ -25,15 +25,19 @@ echo "== kernel against a plain CPU search: gpu_check"; timeout 60 stdbuf -oL $B
 find $C -type f -name '*.[ch]' | head -20000 | xargs cat | head -c 256M >/tmp/text.bin
 echo "== device: keyhog_gpu_bench (Linux text)"; timeout 90 $B/keyhog_gpu_bench /tmp/kw 1024 /tmp/text.bin
 echo "== per-batch kernel"; timeout 90 $B/gpu_bench -m gpu --no-persistent -r $REPEAT $C | grep -v "^corpus"
-echo "== end to end from RAM: gpu_bench -r $REPEAT"; timeout 120 $B/gpu_bench -r $REPEAT $C
-echo "== the same with 16 MiB batches (more batches than threads)"; timeout 120 $B/gpu_bench -b 16 -r $REPEAT $C
-echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 60 $B/gpu_bench -m gpu -r $REPEAT $C | grep "^gpu"
+echo "== end to end from RAM: gpu_bench -r $REPEAT (32 MiB batches, 3 lanes)"; timeout 120 $B/gpu_bench -r $REPEAT $C
+echo "== the same with 64 MiB batches"; timeout 120 $B/gpu_bench -b 64 -r $REPEAT $C
+echo "== the same with 16 MiB batches"; timeout 120 $B/gpu_bench -b 16 -r $REPEAT $C
+echo "== one lane (KEYHOG_GPU_LANES=1)"; KEYHOG_GPU_LANES=1 timeout 120 $B/gpu_bench -m gpu -r $REPEAT $C | grep -v "^corpus"
+echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 60 $B/gpu_bench -m gpu -r $REPEAT $C | grep -A2 "^gpu:"
 echo "== CLI parity (keyhog scan -f jsonl, $C)"
 $B/keyhog scan -q --backend cpu bench >/dev/null 2>&1  # compiles and caches the engine
 for b in cpu gpu; do
     TIMEFORMAT="$b: %R s wall"
-    time $B/keyhog scan -q --no-ignore -f jsonl --backend $b $C >/tmp/$b.jsonl
+    time KEYHOG_GPU_STATS=1 $B/keyhog scan -q --no-ignore -f jsonl --backend $b $C >/tmp/$b.jsonl
     echo "$b: $(wc -l </tmp/$b.jsonl) findings"
 done
 cmp /tmp/cpu.jsonl /tmp/gpu.jsonl && echo "JSONL byte-identical"
-[ "${CLI_TESTS:-1}" = 1 ] && { echo "== tests/cli/test_gpu.py"; KEYHOG=$PWD/$B/keyhog PYTHONPATH=tests/cli timeout 300 python3 -m unittest tests/cli/test_gpu.py 2>&1 | tail -3; }
+TIMEFORMAT="gpu, one lane: %R s wall"
+time KEYHOG_GPU_LANES=1 $B/keyhog scan -q --no-ignore -f jsonl --backend gpu $C | cmp - /tmp/cpu.jsonl
+[ "${CLI_TESTS:-1}" = 1 ] && { echo "== tests/cli/test_gpu.py tests/cli/test_calibrate.py"; KEYHOG=$PWD/$B/keyhog PYTHONPATH=tests/cli timeout 400 python3 -m unittest tests/cli/test_gpu.py tests/cli/test_calibrate.py 2>&1 | tail -3; }

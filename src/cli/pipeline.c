@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/pipeline.h"
+#include "engine/gpu.h"
 #include "triage/triage.h"
 
 #define QUEUE_ITEMS 1024
@@ -33,15 +34,23 @@ struct work_item {
     uint64_t seq; /* emission order */
 };
 
-/* A worker's batch for the GPU backend: items with their own buffers. */
-#define BATCH_BYTES (64u << 20)
+/* A worker's batch for the GPU backend.  Files are read straight into
+ * the worker's arena, a page-locked buffer lent by the kh_gpu, laid out as
+ * the device takes it (chunk, NUL, chunk, NUL, ..., zero pad), so the batch
+ * needs no packing copy; an item that does not fit there keeps a buffer of
+ * its own (bufs), and the library packs that batch itself. */
+#define BATCH_BYTES (32u << 20)
 #define BATCH_ITEMS 4096
+#define ARENA_BYTES (BATCH_BYTES + BATCH_ITEMS + KH_GPU_BUFFER_PAD)
 typedef struct batch {
     work_item *items;
     uint8_t **bufs;
     kh_chunk *chunks;
     int *status;
     size_t n, bytes;
+    kh_gpu *arena_gpu; /* the kh_gpu that lent arena */
+    uint8_t *arena;
+    size_t used; /* arena bytes taken: chunks and their NULs */
 } batch;
 
 /* A span of the chunk being scanned, for cutting context (--format html):
@@ -523,6 +532,23 @@ static int on_batch_finding(const kh_finding *f, size_t chunk, void *ctx)
     return on_finding(f, w);
 }
 
+/* KEYHOG_GPU_STATS=1: one line on stderr of where the GPU path's time
+ * went, summed over the worker threads. */
+static void gpu_report(const kh_gpu *gpu)
+{
+    const char *want = getenv("KEYHOG_GPU_STATS");
+    if (!gpu || !want || strcmp(want, "1"))
+        return;
+    gpu_stats st;
+    gpu_stats_get(gpu, &st);
+    fprintf(stderr,
+            "keyhog: gpu: %llu batches (%llu read in place), %llu bytes; thread seconds: pack "
+            "%.3f, lock wait %.3f, device %.3f, confirm %.3f\n",
+            (unsigned long long)st.batches, (unsigned long long)st.prepacked,
+            (unsigned long long)st.bytes, st.pack_ns / 1e9, st.wait_ns / 1e9,
+            st.device_ns / 1e9, st.confirm_ns / 1e9);
+}
+
 static void *gpu_opener(void *arg)
 {
     pipeline *p = arg;
@@ -539,6 +565,8 @@ static void batch_flush(worker *w)
     kh_gpu *gpu = p->cfg.gpu ? p->cfg.gpu : atomic_load(&p->lazy_gpu);
     if (b->bytes < p->cfg.gpu_min_batch)
         gpu = NULL;
+    if (b->arena)
+        memset(b->arena + b->used, 0, KH_GPU_BUFFER_PAD);
     kh_scan_batch(p->cfg.engine, gpu, w->scratch, b->chunks, b->n, on_batch_finding, w,
                   b->status);
     context_fill(w);
@@ -550,6 +578,22 @@ static void batch_flush(worker *w)
     }
     b->n = 0;
     b->bytes = 0;
+    b->used = 0;
+}
+
+/* Reads the file of `it` into the arena; 0 with *len, ENOSPC when it does
+ * not fit (even into an empty arena), or the errno of the read. */
+static int arena_read(worker *w, const work_item *it, size_t *len)
+{
+    batch *b = &w->batch;
+    for (int tries = 0;; tries++) {
+        size_t room = ARENA_BYTES - KH_GPU_BUFFER_PAD - 1 - b->used;
+        int e = sources_read_into(it->fs_path, w->p->cfg.max_file_size, b->arena + b->used, room,
+                                  len);
+        if (e != ENOSPC || tries || !b->n)
+            return e;
+        batch_flush(w); /* and again into the emptied arena */
+    }
 }
 
 /* Takes the item over (it is zeroed); reads a file into its own buffer,
@@ -568,17 +612,28 @@ static void batch_add(worker *w, work_item *it)
             return;
         }
     }
+    kh_gpu *gpu = p->cfg.gpu ? p->cfg.gpu : atomic_load(&p->lazy_gpu);
+    if (!b->arena && gpu && (b->arena = kh_gpu_buffer_take(gpu, ARENA_BYTES)) != NULL)
+        b->arena_gpu = gpu;
     uint8_t *buf = NULL;
     const uint8_t *data = it->data;
     size_t len = it->len, cap = 0;
+    int in_arena = 0;
     if (it->fs_path) {
-        int e = sources_read_file(it->fs_path, p->cfg.max_file_size, &buf, &cap, &len);
+        int e = ENOSPC;
+        if (b->arena && (e = arena_read(w, it, &len)) == 0) {
+            data = b->arena + b->used;
+            in_arena = 1;
+        }
+        if (e == ENOSPC) {
+            e = sources_read_file(it->fs_path, p->cfg.max_file_size, &buf, &cap, &len);
+            data = buf;
+        }
         if (e) {
             free(buf);
             scan_item(w, it); /* reports the reason exactly as the CPU path does */
             return;
         }
-        data = buf;
     }
     if (!p->cfg.no_archives && sources_is_archive(it->path, data, len)) {
         free(buf);
@@ -593,6 +648,17 @@ static void batch_add(worker *w, work_item *it)
         free(buf);
         scan_item(w, it); /* UTF-16 is narrowed on the CPU path */
         return;
+    }
+    /* Bytes already in memory (a git blob, stdin) are copied into the
+     * arena when they fit: the copy packing would make anyway. */
+    if (!in_arena && !buf && b->arena && len <= ARENA_BYTES - KH_GPU_BUFFER_PAD - 1 - b->used) {
+        memcpy(b->arena + b->used, data, len);
+        data = b->arena + b->used;
+        in_arena = 1;
+    }
+    if (in_arena) {
+        b->arena[b->used + len] = 0;
+        b->used += len + 1;
     }
     counter_add(&w->files, 1);
     counter_add(&w->bytes, len);
@@ -653,6 +719,7 @@ static void *worker_main(void *arg)
         item_free(&it);
     }
     batch_flush(w);
+    kh_gpu_buffer_give(w->batch.arena_gpu, w->batch.arena);
     free(w->batch.items);
     free(w->batch.bufs);
     free(w->batch.chunks);
@@ -807,6 +874,7 @@ void pipeline_finish(pipeline *p, findings_vec *out, report_stats *stats)
         free(w->wide);
     }
     stats->files_skipped += p->skipped;
+    gpu_report(p->cfg.gpu ? p->cfg.gpu : atomic_load(&p->lazy_gpu));
     kh_gpu_close(atomic_load(&p->lazy_gpu));
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->not_empty);

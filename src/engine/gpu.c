@@ -33,7 +33,7 @@
 
 #define GPU_MAX_DEVICES 16
 #define GPU_MAX_LANES 8
-#define GPU_DEFAULT_LANES 2
+#define GPU_DEFAULT_LANES 3
 #define GPU_LIB_NAME "libkeyhog_gpu.so"
 
 /* One session on one device: a lane.  A device has several, each with its
@@ -158,12 +158,14 @@ static void gpu_pause_all(kh_gpu *m, int pause)
 
 /* Grows p to hold at least `need` bytes and `n` + 1 chunk starts (a
  * page-locked buffer when the backend allocates them).  0 or KH_ENOMEM. */
-static int pack_reserve(kh_gpu *g, gpu_pack *p, size_t need, size_t n)
+static int pack_reserve(kh_gpu *g, gpu_pack *p, size_t need, size_t n, int exact)
 {
     if (need > p->cap) {
         size_t cap = p->cap ? p->cap : (1u << 20);
-        while (cap < need)
+        while (cap < need && !exact)
             cap *= 2;
+        if (exact) /* a lent buffer: what was asked, in whole MiB */
+            cap = (need + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
         void *b = NULL;
         if (g->api.host_alloc && g->api.host_free) {
             /* A page-locked allocation waits for the device to be idle:
@@ -205,7 +207,7 @@ static int pack_batch(kh_gpu *g, gpu_pack *p, const kh_chunk *chunks, size_t n)
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += chunks[i].len + 1;
-    if (pack_reserve(g, p, (size_t)total + GPU_PACK_PAD, n) != KH_OK)
+    if (pack_reserve(g, p, (size_t)total + GPU_PACK_PAD, n, 0) != KH_OK)
         return KH_ENOMEM;
     uint64_t at = 0;
     for (size_t i = 0; i < n; i++) {
@@ -229,7 +231,7 @@ uint8_t *kh_gpu_buffer_take(kh_gpu *g, size_t bytes)
     gpu_pack *p = pack_take(g, bytes);
     if (!p)
         return NULL;
-    if (pack_reserve(g, p, bytes ? bytes : 1, 0) != KH_OK) {
+    if (pack_reserve(g, p, bytes ? bytes : 1, 0, 1) != KH_OK) {
         pack_give(g, p);
         return NULL;
     }
@@ -269,7 +271,7 @@ void kh_gpu_buffer_give(kh_gpu *g, uint8_t *buf)
 static gpu_pack *prepacked(kh_gpu *g, const kh_chunk *chunks, size_t n)
 {
     gpu_pack *p = n ? lent_find(g, chunks[0].data, 0) : NULL;
-    if (!p || pack_reserve(g, p, 0, n) != KH_OK)
+    if (!p || pack_reserve(g, p, 0, n, 0) != KH_OK)
         return NULL;
     static const uint8_t zeros[GPU_PACK_PAD];
     uint64_t at = 0;
@@ -1225,6 +1227,12 @@ int kh_gpu_open(const kh_engine *e, const kh_gpu_opts *opts, kh_gpu **out, kh_er
                   "KEYHOG_GPU_FORCE_FAIL=load");
         return KH_EUNSUPPORTED;
     }
+    /* Test hook: the device ABI implemented on the CPU (slow keyword
+     * search), so the GPU path's CPU side - the CLI's batch arena, packing,
+     * confirmation - runs end to end on machines without a device. */
+    const char *ref = getenv("KEYHOG_GPU_REFERENCE");
+    if (ref && !strcmp(ref, "1"))
+        return gpu_open_api(e, gpu_reference_api(), opts, out, err);
     char why[400];
     void *dl = load_library(opts, why, sizeof why);
     if (!dl) {

@@ -25,9 +25,11 @@
 /* sources_utf16 results: the byte order, and whether a BOM leads. */
 enum { UTF16_LE = 1, UTF16_BE, UTF16_LE_BOM, UTF16_BE_BOM };
 
-static int read_reserve(uint8_t **buf, size_t *cap, size_t need)
+/* fixed: the buffer is the caller's and cannot grow (ENOSPC). */
+static int read_reserve(uint8_t **buf, size_t *cap, size_t need, int fixed)
 {
     if (need <= *cap) return 0;
+    if (fixed) return ENOSPC;
     uint8_t *p = realloc(*buf, need);
     if (!p) return ENOMEM;
     *buf = p;
@@ -35,7 +37,8 @@ static int read_reserve(uint8_t **buf, size_t *cap, size_t need)
     return 0;
 }
 
-int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap, size_t *len)
+static int read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap, size_t *len,
+                     int fixed)
 {
     *len = 0;
     /* O_NOATIME spares the inode an atime update (and its journal write
@@ -78,12 +81,12 @@ int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap
      * file of exactly st_size finish in one read plus the EOF read. */
     size_t want = st.st_size > 0 ? (size_t)st.st_size + 1 : READ_MIN_ALLOC;
     if (want > limit) want = limit;
-    int rc = read_reserve(buf, cap, want ? want : 1);
+    int rc = read_reserve(buf, cap, want ? want : 1, fixed);
     size_t got = 0;
     while (rc == 0 && got < limit) {
         if (got == *cap) {
             size_t grow = *cap > limit / 2 ? limit : *cap * 2;
-            if ((rc = read_reserve(buf, cap, grow)) != 0) break;
+            if ((rc = read_reserve(buf, cap, grow, fixed)) != 0) break;
         }
         size_t room = (*cap < limit ? *cap : limit) - got;
         ssize_t n = read(fd, *buf + got, room);
@@ -102,6 +105,16 @@ int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap
     close(fd);
     *len = got;
     return rc;
+}
+
+int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap, size_t *len)
+{
+    return read_file(path, max, buf, cap, len, 0);
+}
+
+int sources_read_into(const char *path, uint64_t max, uint8_t *dst, size_t room, size_t *len)
+{
+    return read_file(path, max, &dst, &room, len, 1);
 }
 
 int sources_is_binary(const uint8_t *data, size_t len)
@@ -162,7 +175,7 @@ int sources_utf16_narrow(const uint8_t *data, size_t len, size_t mark, uint8_t *
     size_t start = sources_utf16_start(mark);
     int big = mark == UTF16_BE || mark == UTF16_BE_BOM;
     size_t units = (len - start) / 2;
-    if (read_reserve(out, cap, units ? units : 1)) return ENOMEM;
+    if (read_reserve(out, cap, units ? units : 1, 0)) return ENOMEM;
     const uint8_t *p = data + start;
     for (size_t i = 0; i < units; i++) {
         unsigned u = big ? (unsigned)p[2 * i] << 8 | p[2 * i + 1]

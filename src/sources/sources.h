@@ -80,6 +80,11 @@ int sources_walk(const char *root, const walk_opts *opts, source_emit_fn emit,
 int sources_read_file(const char *path, uint64_t max, uint8_t **buf, size_t *cap,
                       size_t *len);
 
+/* The same into dst, which holds `room` bytes and does not grow: ENOSPC
+ * when the file (up to max) may not fit, dst's contents then undefined.
+ * The GPU path reads files straight into its page-locked batch buffer. */
+int sources_read_into(const char *path, uint64_t max, uint8_t *dst, size_t room, size_t *len);
+
 /* True when the first 8 KiB hold a NUL byte and the data is not UTF-16
  * text (sources_utf16 below). */
 int sources_is_binary(const uint8_t *data, size_t len);

@@ -8,11 +8,13 @@ Also a corpus generator for the device benchmark (docs/gpu.md):
 """
 import os
 import random
+import re
 import string
 import subprocess
 import sys
 import tomllib
 import unittest
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from khtest import KEYHOG, ROOT, TreeTest, run  # noqa: E402
@@ -101,6 +103,35 @@ class Parity(TreeTest):
             gpu = self.scan("gpu", env)
             self.assertEqual(gpu.stdout, cpu.stdout)
             self.assertIn(b"scanning on the CPU", gpu.stderr)
+
+
+class ReferenceBackend(Parity):
+    """The GPU path end to end on any machine: KEYHOG_GPU_REFERENCE=1 puts
+    the device ABI's CPU implementation under --backend gpu, so the CLI's
+    batches, read straight into the lent batch buffer, go through packing,
+    confirmation and reporting as on a device."""
+    corpus_mib = 6
+
+    def test_reference_backend_equals_cpu(self):
+        # What the batch path hands elsewhere: an archive, UTF-16, binary.
+        with zipfile.ZipFile(os.path.join(self.tmp, "a.zip"), "w") as z:
+            z.writestr("in/zip.txt", "\n".join(planted_texts()[:40]))
+        with open(os.path.join(self.tmp, "u16.txt"), "wb") as f:
+            f.write("\n".join(planted_texts()[:20]).encode("utf-16"))
+        with open(os.path.join(self.tmp, "bin.dat"), "wb") as f:
+            f.write(bytes(random.Random(3).randrange(256) for _ in range(20000)))
+        cpu = self.scan("cpu")
+        self.assertTrue(cpu.stdout, "the corpus plants secrets")
+        env = {"KEYHOG_GPU_REFERENCE": "1", "KEYHOG_GPU_STATS": "1"}
+        gpu = self.scan("gpu", env)
+        self.assertEqual(gpu.stdout, cpu.stdout)
+        said = re.search(rb"gpu: (\d+) batches \((\d+) read in place\)", gpu.stderr)
+        self.assertTrue(said, gpu.stderr.decode())
+        self.assertGreater(int(said[1]), 0)
+        self.assertEqual(said[1], said[2], "every batch was read into its buffer")
+        # Three sessions serve the batches: the same output.
+        one = self.scan("gpu", dict(env, KEYHOG_GPU_LANES="3"))
+        self.assertEqual(one.stdout, cpu.stdout)
 
 
 @unittest.skipUnless(gpu_usable(), "no GPU backend library or no NVIDIA device")
