@@ -64,7 +64,10 @@
 #define BIT4_WORDS ((1u << BIT4_LOG) / 32)
 #define FILTER_WORDS (BIT2_WORDS + BIT3_WORDS + BIT4_WORDS)
 #define DEFAULT_PIECE (16u << 20)
-#define DEFAULT_MAX_HITS (4u << 20)
+/* Hits and marks a batch may bring back (16 B each, a device queue and a
+ * mapped host one per lane): a 32 MiB batch of source has about 10 000;
+ * more than this and libkeyhog confirms the batch on the CPU alone. */
+#define DEFAULT_MAX_HITS (1u << 20)
 #define PAD 64
 /* What the kernel reads past a batch's last byte: a keyword, the bytes its
  * filter reads, the 16-byte over-read; all zeros the caller put there. */
@@ -780,7 +783,6 @@ static int kh_session_open(const char *const *keywords, uint32_t n, const gpu_se
         TRY(cudaStreamCreateWithFlags(&s->copy[i], cudaStreamNonBlocking), "stream");
         TRY(cudaEventCreateWithFlags(&s->copied[i], cudaEventDisableTiming), "event");
         TRY(cudaEventCreateWithFlags(&s->computed[i], cudaEventDisableTiming), "event");
-        TRY(cudaHostAlloc((void **)&s->stage[i], bytes, cudaHostAllocDefault), "pinned staging");
         TRY(cudaMalloc((void **)&s->dbuf[i], bytes), "input buffer");
         TRY(cudaMemset(s->dbuf[i], 0, bytes), "input buffer");
     }
@@ -909,8 +911,14 @@ static int run_pieces(gpu_session *s, const unsigned char *packed, const uint8_t
             src = packed + a;
             bytes = (size_t)(valid + s->t.tail + PAD);
         } else {
-            /* Staging b is free once its previous copy has finished. */
+            /* Staging b is free once its previous copy has finished.  It is
+             * allocated on first use: libkeyhog packs batches itself. */
             TRY(cudaEventSynchronize(s->copied[b]), "copy");
+            if (!s->stage[b])
+                TRY(cudaHostAlloc((void **)&s->stage[b],
+                                  s->piece + GPU_MAX_KEYWORD + GPU_MAX_STOP + PAD,
+                                  cudaHostAllocDefault),
+                    "pinned staging");
             pack(data, len, nchunks, &ci, &co, s->stage[b], (size_t)valid);
             size_t sci = ci, sco = co;
             pack(data, len, nchunks, &sci, &sco, s->stage[b] + valid, (size_t)extra);
@@ -1110,7 +1118,9 @@ int main(int argc, char **argv)
     }
     char msg[256];
     for (int persistent = 0; persistent < 2; persistent++) {
-        gpu_session_opts o = {0, persistent, NULL, 0, 0, 0, NULL};
+        /* Room for every hit of a 1 GiB resident scan: the kernel-alone
+         * figure writes them all. */
+        gpu_session_opts o = {0, persistent, NULL, 0, 8u << 20, 0, NULL};
         gpu_session *s;
         if (kh_session_open(kws, n, &o, &s, msg, sizeof msg)) {
             fprintf(stderr, "open: %s\n", msg);
