@@ -1367,12 +1367,19 @@ static size_t cut_after(const uint8_t *d, size_t len, size_t from)
     return len;
 }
 
-/* The last cut at or before `at`, or lo (a cut, or 0). */
+/* The last cut at or before `at`, or lo (a cut, or 0): only a byte after a
+ * newline can be one, so the newlines are found with memrchr. */
 static size_t cut_before(const uint8_t *d, size_t lo, size_t at)
 {
-    for (size_t c = at; c > lo; c--)
+    for (size_t end = at; end > lo;) {
+        const uint8_t *nl = memrchr(d + lo, '\n', end - lo);
+        if (!nl)
+            break;
+        size_t c = (size_t)(nl - d) + 1;
         if (is_cut(d, c))
             return c;
+        end = c - 1;
+    }
     return lo;
 }
 

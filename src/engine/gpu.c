@@ -1462,24 +1462,42 @@ static int gpu_collect_hits(kh_gpu *g, const kh_chunk *chunks, size_t n, gpu_hit
     return rc;
 }
 
+#define GROUP_PAGE_LOG 12
+
 size_t gpu_hits_group(const gpu_hit *hits, size_t n, const uint64_t *starts, size_t nchunks,
                       gpu_hit *out)
 {
-    /* A counting sort by chunk; each hit's chunk by binary search. */
+    /* A counting sort by chunk.  A hit's chunk: page[k] is the chunk that
+     * holds byte k << GROUP_PAGE_LOG, so a binary search runs only between
+     * the chunks of the hit's page and the next (one, mostly: a file is
+     * usually longer than a page), not over the whole batch. */
+    uint64_t total = starts[nchunks];
+    size_t npages = (size_t)(total >> GROUP_PAGE_LOG) + 2;
     size_t *first = calloc(nchunks + 2, sizeof *first);
     uint32_t *of = malloc((n + 1) * sizeof *of);
-    if (!first || !of) {
+    uint32_t *page = malloc(npages * sizeof *page);
+    if (!first || !of || !page) {
         free(first);
         free(of);
+        free(page);
         return SIZE_MAX;
+    }
+    for (size_t k = 0, c = 0; k < npages; k++) {
+        uint64_t at = (uint64_t)k << GROUP_PAGE_LOG;
+        while (c + 1 < nchunks && starts[c + 1] <= at)
+            c++;
+        page[k] = (uint32_t)c;
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t pos = hits[i].offset;
-        size_t lo = 0, hi = nchunks;
-        if (pos >= starts[nchunks]) {
+        if (pos >= total) {
             of[i] = UINT32_MAX;
             continue;
         }
+        size_t k = (size_t)(pos >> GROUP_PAGE_LOG);
+        size_t lo = page[k], hi = (size_t)page[k + 1] + 1; /* starts[lo] <= pos < starts[hi] */
+        if (hi > nchunks)
+            hi = nchunks;
         while (hi - lo > 1) {
             size_t mid = (lo + hi) / 2;
             if (starts[mid] <= pos)
@@ -1502,6 +1520,7 @@ size_t gpu_hits_group(const gpu_hit *hits, size_t n, const uint64_t *starts, siz
     }
     free(first);
     free(of);
+    free(page);
     return kept;
 }
 

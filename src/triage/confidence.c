@@ -302,6 +302,31 @@ static int triage_keyword_near(const spec_detector *d, triage_bytes before, tria
 
 /* ---- features --------------------------------------------------------- */
 
+/* f[0..3]: the path's test, docs, vendor and lock-file features.  Every
+ * candidate of a file asks about the same path, and the word lists cost a
+ * pass over the path per word: the last answer is kept per thread. */
+static void triage_path_features(const char *p, double f[4])
+{
+    static _Thread_local struct {
+        char path[512];
+        double f[4];
+    } memo;
+    if (memo.path[0] && !strcmp(memo.path, p)) {
+        memcpy(f, memo.f, sizeof memo.f);
+        return;
+    }
+    f[0] = TRIAGE_PATH_ANY(p, triage_path_test, triage_path_contains);
+    f[1] = TRIAGE_PATH_ANY(p, triage_path_docs, triage_path_contains) ||
+           TRIAGE_PATH_ANY(p, triage_path_docs_end, triage_path_ends);
+    f[2] = TRIAGE_PATH_ANY(p, triage_path_vendor, triage_path_contains);
+    f[3] = TRIAGE_PATH_ANY(p, triage_path_lock_end, triage_path_ends);
+    size_t n = strlen(p);
+    if (n > 0 && n < sizeof memo.path) {
+        memcpy(memo.path, p, n + 1);
+        memcpy(memo.f, f, sizeof memo.f);
+    }
+}
+
 void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
 {
     for (size_t i = 0; i < TRIAGE_FEATURE_COUNT; i++)
@@ -368,14 +393,8 @@ void triage_features(const triage_input *in, double f[TRIAGE_FEATURE_COUNT])
     }
     f[13] = TRIAGE_ANY(lead, triage_comment_marks, triage_starts_nocase);
 
-    if (in->path) {
-        const char *p = in->path;
-        f[14] = TRIAGE_PATH_ANY(p, triage_path_test, triage_path_contains);
-        f[15] = TRIAGE_PATH_ANY(p, triage_path_docs, triage_path_contains) ||
-                TRIAGE_PATH_ANY(p, triage_path_docs_end, triage_path_ends);
-        f[16] = TRIAGE_PATH_ANY(p, triage_path_vendor, triage_path_contains);
-        f[17] = TRIAGE_PATH_ANY(p, triage_path_lock_end, triage_path_ends);
-    }
+    if (in->path)
+        triage_path_features(in->path, f + 14);
     f[18] = in->decoded != 0;
     f[19] = sl >= 16 && hex;
 }

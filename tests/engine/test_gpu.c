@@ -21,6 +21,14 @@
 #include "keyhog.h"
 #include "spec/spec.h"
 
+static uint64_t xorshift64(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
 /* Findings as text lines, so two scans compare with one strcmp. */
 typedef struct text {
     char *buf;
@@ -380,6 +388,53 @@ static void test_buffer_skips_packing(void **state)
     kh_gpu_close(g);
 }
 
+/* gpu_hits_group against a linear search: chunks of every size (empty,
+ * one byte, many in one 4 KiB page, longer than a page), hits anywhere
+ * including past the end (dropped), in any order. */
+static void test_hits_group(void **state)
+{
+    (void)state;
+    uint64_t seed = 0x9E3779B97F4A7C15u;
+    for (int round = 0; round < 200; round++) {
+        size_t nchunks = 1 + (size_t)(xorshift64(&seed) % 300);
+        uint64_t *starts = malloc((nchunks + 1) * sizeof *starts);
+        assert_non_null(starts);
+        starts[0] = 0;
+        for (size_t c = 0; c < nchunks; c++) {
+            uint64_t r = xorshift64(&seed) % 8;
+            uint64_t len = r < 3 ? r : r < 6 ? xorshift64(&seed) % 200 : xorshift64(&seed) % 20000;
+            starts[c + 1] = starts[c] + len + 1;
+        }
+        size_t n = (size_t)(xorshift64(&seed) % 500);
+        gpu_hit *hits = malloc((n + 1) * sizeof *hits), *out = malloc((n + 1) * sizeof *out);
+        assert_non_null(hits);
+        assert_non_null(out);
+        size_t want = 0;
+        for (size_t i = 0; i < n; i++) {
+            hits[i] = (gpu_hit){.offset = xorshift64(&seed) % (starts[nchunks] + 50),
+                                .keyword = (uint32_t)i};
+            want += hits[i].offset < starts[nchunks];
+        }
+        size_t kept = gpu_hits_group(hits, n, starts, nchunks, out);
+        assert_int_equal(kept, want);
+        for (size_t i = 0; i < kept; i++) {
+            const gpu_hit *h = &hits[out[i].keyword];
+            size_t c = 0;
+            while (starts[c + 1] <= h->offset)
+                c++;
+            assert_int_equal(out[i].chunk, c);
+            assert_int_equal(out[i].offset, h->offset - starts[c]);
+            if (i)
+                assert_true(out[i - 1].chunk < out[i].chunk ||
+                            (out[i - 1].chunk == out[i].chunk &&
+                             out[i - 1].keyword < out[i].keyword));
+        }
+        free(starts);
+        free(hits);
+        free(out);
+    }
+}
+
 static void test_batch_stop_and_arguments(void **state)
 {
     fixture *f = *state;
@@ -672,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_region_mode_parity),
         cmocka_unit_test(test_forced_fallbacks_keep_findings),
         cmocka_unit_test(test_buffer_skips_packing),
+        cmocka_unit_test(test_hits_group),
         cmocka_unit_test(test_batch_stop_and_arguments),
         cmocka_unit_test(test_regions_cover_every_keyword),
         cmocka_unit_test(test_keyword_filters),
