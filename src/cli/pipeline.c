@@ -581,15 +581,20 @@ static void batch_flush(worker *w)
     b->used = 0;
 }
 
+/* Bytes an item may still take in the arena: its NUL and the pad follow. */
+static size_t arena_room(const batch *b)
+{
+    return ARENA_BYTES - KH_GPU_BUFFER_PAD - 1 - b->used;
+}
+
 /* Reads the file of `it` into the arena; 0 with *len, ENOSPC when it does
  * not fit (even into an empty arena), or the errno of the read. */
 static int arena_read(worker *w, const work_item *it, size_t *len)
 {
     batch *b = &w->batch;
     for (int tries = 0;; tries++) {
-        size_t room = ARENA_BYTES - KH_GPU_BUFFER_PAD - 1 - b->used;
-        int e = sources_read_into(it->fs_path, w->p->cfg.max_file_size, b->arena + b->used, room,
-                                  len);
+        int e = sources_read_into(it->fs_path, w->p->cfg.max_file_size, b->arena + b->used,
+                                  arena_room(b), len);
         if (e != ENOSPC || tries || !b->n)
             return e;
         batch_flush(w); /* and again into the emptied arena */
@@ -651,7 +656,7 @@ static void batch_add(worker *w, work_item *it)
     }
     /* Bytes already in memory (a git blob, stdin) are copied into the
      * arena when they fit: the copy packing would make anyway. */
-    if (!in_arena && !buf && b->arena && len <= ARENA_BYTES - KH_GPU_BUFFER_PAD - 1 - b->used) {
+    if (!in_arena && !buf && b->arena && len <= arena_room(b)) {
         memcpy(b->arena + b->used, data, len);
         data = b->arena + b->used;
         in_arena = 1;

@@ -74,8 +74,8 @@ struct kh_gpu {
     gpu_pack *packs;
     gpu_pack *lent; /* handed out by kh_gpu_buffer_take */
     /* Where the time goes (gpu_stats_get). */
-    atomic_ullong st_batches, st_prepacked, st_bytes, st_pack_ns, st_wait_ns, st_device_ns, st_confirm_ns,
-        st_hits, st_regions, st_region_bytes, st_decoded_bytes;
+    atomic_ullong st_batches, st_prepacked, st_bytes, st_pack_ns, st_wait_ns, st_device_ns,
+        st_confirm_ns, st_hits, st_regions, st_region_bytes, st_decoded_bytes;
 };
 
 static uint64_t clock_ns(void)
@@ -139,6 +139,15 @@ static void pack_free(const kh_gpu *g, gpu_pack *p)
         free(p->bytes);
     free(p->starts);
     free(p);
+}
+
+static void packs_free(const kh_gpu *g, gpu_pack *list)
+{
+    while (list) {
+        gpu_pack *next = list->next;
+        pack_free(g, list);
+        list = next;
+    }
 }
 
 /* pause 1: takes every device's lock and stops its resident kernel;
@@ -1181,10 +1190,11 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
         .quiet = g->quiet,
         .filters = filters,
     };
-    int lanes = lanes_wanted(g->quiet);
+    int lanes = lanes_wanted(g->quiet), persistent = so.persistent;
     for (int d = first; d < last; d++) {
         so.device = d;
         for (int l = 0; l < lanes; l++) {
+            so.persistent = persistent && l == 0; /* one resident kernel a device */
             gpu_session *s = NULL;
             if (api->session_open(kw, (uint32_t)nk, &so, &s, msg, sizeof msg) != 0)
                 break; /* keep the devices (and lanes) that work */
@@ -1194,9 +1204,7 @@ int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts
             dev->ordinal = d;
             dev->lane = l;
             pthread_mutex_init(&dev->mu, NULL);
-            so.persistent = 0; /* one resident kernel a device, on lane 0 */
         }
-        so.persistent = !(opts && opts->no_persistent);
     }
     if (g->ndevices == 0) {
         set_error(err, KH_EUNSUPPORTED, "gpu: %s%s", msg, NULL);
@@ -1264,12 +1272,8 @@ void kh_gpu_close(kh_gpu *g)
         pthread_mutex_destroy(&g->devices[i].mu);
     }
     pthread_mutex_destroy(&g->status_mu);
-    for (gpu_pack **list = &g->packs; list; list = list == &g->packs ? &g->lent : NULL)
-        while (*list) {
-            gpu_pack *p = *list;
-            *list = p->next;
-            pack_free(g, p);
-        }
+    packs_free(g, g->packs);
+    packs_free(g, g->lent); /* buffers not given back */
     pthread_mutex_destroy(&g->pack_mu);
     /* libcudart registers exit handlers: unloading it before exit can run
      * them on freed code, so the library stays mapped (dlclose is skipped). */

@@ -665,11 +665,6 @@ static void prefilter_merge(kh_scratch *s)
     s->npre = m + 1;
 }
 
-/* The prefilter pass over a whole buffer, or over the windows of the GPU's
- * keyword regions (each region with its reach on both sides): fills s->pre
- * with sorted, merged regions, or sets s->pre_whole.  A match of a keyword
- * pattern lies whole in a keyword region's window (engine_regions_from_hits),
- * so the prefilter sees its end there as it would in the whole buffer. */
 /* The window [*a, *z) the prefilter reads for keyword region r of a
  * buffer of len bytes: a match holding the region's keyword lies in
  * [start, end + width), width = reach - 64, and the prefilter, which needs
@@ -690,6 +685,11 @@ static int region_window(const kh_engine *e, const engine_region *r, size_t len,
     return *a < *z;
 }
 
+/* The prefilter pass over a whole buffer, or over the windows of the GPU's
+ * keyword regions (each region with its reach on both sides): fills s->pre
+ * with sorted, merged regions, or sets s->pre_whole.  A match of a keyword
+ * pattern lies whole in a keyword region's window (engine_regions_from_hits),
+ * so the prefilter sees its end there as it would in the whole buffer. */
 static int prefilter_buffer(kh_scratch *s, const engine_region *regions, size_t nregions)
 {
     s->npre = 0;

@@ -122,29 +122,29 @@ class Calibrate(Base):
                 # auto never complains about a GPU it could not use
                 self.assertNotIn(b"gpu", auto.stderr.lower())
 
+    def auto_after(self, mib, values):
+        """`auto` with a crossover of 0 and each KEYHOG_GPU_AUTO_AFTER value,
+        on an `mib` MiB corpus: (value, scan) pairs, each checked to give
+        `cpu`'s output."""
+        make_corpus(self.tmp, mib)
+        cpu = self.scan("cpu")
+        write(self.cache, "calibration.json", '{"format": 1, "crossover": 0}')
+        for after in values:
+            with self.subTest(after=after):
+                auto = self.scan("auto", dict(NO_GPU, KEYHOG_GPU_AUTO_AFTER=after))
+                self.assertEqual(auto.stdout, cpu.stdout)
+                yield after, auto
+
     def test_auto_opens_the_gpu_late_and_quietly(self):
         # KEYHOG_GPU_AUTO_AFTER=0: the opener thread starts with the first
         # batch; its open fails here (no library), the scan stays on the CPU.
-        make_corpus(self.tmp, 2)
-        cpu = self.scan("cpu")
-        write(self.cache, "calibration.json", '{"format": 1, "crossover": 0}')
-        for after in ("0", "1000", "99999999999"):
-            with self.subTest(after=after):
-                env = dict(NO_GPU, KEYHOG_GPU_AUTO_AFTER=after)
-                auto = self.scan("auto", env)
-                self.assertEqual(auto.stdout, cpu.stdout)
-                self.assertNotIn(b"gpu", auto.stderr.lower())
+        for _, auto in self.auto_after(2, ("0", "1000", "99999999999")):
+            self.assertNotIn(b"gpu", auto.stderr.lower())
 
     def test_bad_auto_after_is_named_and_the_scan_goes_on(self):
-        make_corpus(self.tmp, 1)
-        cpu = self.scan("cpu")
-        write(self.cache, "calibration.json", '{"format": 1, "crossover": 0}')
-        for bad in ("4GiB", "-1", "12x"):
-            with self.subTest(value=bad):
-                auto = self.scan("auto", dict(NO_GPU, KEYHOG_GPU_AUTO_AFTER=bad))
-                self.assertEqual(auto.stdout, cpu.stdout)
-                self.assertIn(b"KEYHOG_GPU_AUTO_AFTER: not a byte count: " + bad.encode(),
-                              auto.stderr)
+        for bad, auto in self.auto_after(1, ("4GiB", "-1", "12x")):
+            self.assertIn(b"KEYHOG_GPU_AUTO_AFTER: not a byte count: " + bad.encode(),
+                          auto.stderr)
 
     def test_forced_gpu_without_device_says_why(self):
         make_corpus(self.tmp, 1)

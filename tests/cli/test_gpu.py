@@ -129,9 +129,13 @@ class ReferenceBackend(Parity):
         self.assertTrue(said, gpu.stderr.decode())
         self.assertGreater(int(said[1]), 0)
         self.assertEqual(said[1], said[2], "every batch was read into its buffer")
-        # Three sessions serve the batches: the same output.
-        one = self.scan("gpu", dict(env, KEYHOG_GPU_LANES="3"))
+        # One session a device, or a lane count that is not one (named,
+        # and the default kept): the same output.
+        one = self.scan("gpu", dict(env, KEYHOG_GPU_LANES="1"))
         self.assertEqual(one.stdout, cpu.stdout)
+        bad = self.scan("gpu", dict(env, KEYHOG_GPU_LANES="9"))
+        self.assertEqual(bad.stdout, cpu.stdout)
+        self.assertIn(b"KEYHOG_GPU_LANES=9: not a number from 1 to 8; using 3", bad.stderr)
 
 
 @unittest.skipUnless(gpu_usable(), "no GPU backend library or no NVIDIA device")

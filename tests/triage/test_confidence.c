@@ -151,15 +151,32 @@ static void test_path_hints(void **state)
         {"npm-shrinkwrap.json", 0, 0, 0, 1},   {"go.sum.bak", 0, 0, 0, 0},
         {"latest/contest.py", 0, 0, 0, 0},     {"attestation/a.py", 0, 0, 0, 0},
     };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    /* Every path from the same buffer, each asked twice: the features a
+     * thread keeps for its last path (triage_path_features) follow the
+     * path's bytes, not where they lie. */
+    char path[64];
+    for (size_t i = 0; i < 2 * (sizeof rows / sizeof rows[0]); i++) {
+        size_t r = i / 2;
+        snprintf(path, sizeof path, "%s", rows[r].path);
         triage_input in = {.data = (const uint8_t *)"k = v", .data_len = 5, .secret_offset = 4,
-                           .secret_len = 1, .path = rows[i].path};
+                           .secret_len = 1, .path = path};
         double f[TRIAGE_FEATURE_COUNT];
         triage_features(&in, f);
-        if (f[TEST] != rows[i].test || f[DOCS] != rows[i].docs || f[VENDOR] != rows[i].vendor ||
-            f[LOCK] != rows[i].lock)
-            fail_msg("%s: test %g docs %g vendor %g lock %g", rows[i].path, f[TEST], f[DOCS],
+        if (f[TEST] != rows[r].test || f[DOCS] != rows[r].docs || f[VENDOR] != rows[r].vendor ||
+            f[LOCK] != rows[r].lock)
+            fail_msg("%s: test %g docs %g vendor %g lock %g", rows[r].path, f[TEST], f[DOCS],
                      f[VENDOR], f[LOCK]);
+    }
+    /* Paths that share all but their end, one after the other. */
+    static const char *const seq[] = {"go.sum", "go.sum.bak", "go.sum", "go.su"};
+    static const int lock[] = {1, 0, 1, 0};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s", seq[i]);
+        triage_input in = {.data = (const uint8_t *)"k = v", .data_len = 5, .secret_offset = 4,
+                           .secret_len = 1, .path = path};
+        double f[TRIAGE_FEATURE_COUNT];
+        triage_features(&in, f);
+        assert_true(f[LOCK] == lock[i]);
     }
 }
 
