@@ -214,18 +214,14 @@ __device__ __forceinline__ void verify(const unsigned char *tile, size_t tp,
     }
 }
 
-/* One thread's 16 bytes (w; the block's tile holds them and what follows):
- * keyword hits, then decode marks. */
-__device__ __forceinline__ void scan_segment(unsigned long long base, unsigned long long valid,
-                                             unsigned long long seg, uint4 w,
-                                             const unsigned int *sbits, const tables &t,
-                                             const sink &out, const unsigned char *tile,
-                                             unsigned long long tb, size_t lim,
-                                             unsigned short *queue, unsigned int *nqueue)
+/* The positions of one thread's 16 bytes (w, then next) that pass the
+ * keyword filter in shared memory, as a mask, byte 0 lowest; positions at
+ * or past `left` (what is left of the piece) are not asked. */
+__device__ __forceinline__ unsigned int keyword_mask(uint4 w, unsigned int next,
+                                                     const unsigned int *sbits,
+                                                     unsigned long long left)
 {
-    unsigned long long at = seg * SEG;
-    size_t p0 = SEG + (size_t)(at - tb);
-    unsigned int next = *(const unsigned int *)(tile + p0 + SEG);
+    unsigned int mask = 0;
     {
         unsigned int c[SEG + 3];
         unsigned int words[5] = {w.x, w.y, w.z, w.w, next};
@@ -245,10 +241,64 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
             unsigned int hit3 = (sbits[BIT2_WORDS + (h3 >> 5)] >> (h3 & 31)) & 1u;
             unsigned int hit4 =
                 (sbits[BIT2_WORDS + BIT3_WORDS + (h4 >> 5)] >> (h4 & 31)) & 1u;
-            if ((hit2 | hit3 | hit4) && at + i < valid)
-                verify(tile, p0 + i, base + at + i, pair, t, out);
+            if ((hit2 | hit3 | hit4) && i < left)
+                mask |= 1u << i;
         }
     }
+    return mask;
+}
+
+/* The warp's keyword candidates (each lane's mask of positions from tile
+ * offset p0), verified 32 at a time: a lane that verified its own would
+ * hold up the other 31, and most lanes have none.  Each round the lanes
+ * write their candidates, in lane order, to the warp's queue in shared
+ * memory, up to WQ of them, then verify one a lane.  Every lane of the
+ * warp must call it.  A position's place in the batch is tbase + its tile
+ * offset. */
+#define WQ 64
+__device__ __forceinline__ void verify_warp(unsigned int rem, unsigned int p0,
+                                            unsigned long long tbase,
+                                            const unsigned char *tile, const tables &t,
+                                            const sink &out, unsigned short *wq)
+{
+    const unsigned int lane = threadIdx.x & 31u;
+    for (;;) {
+        unsigned int cnt = __popc(rem), incl = cnt;
+#pragma unroll
+        for (unsigned int d = 1; d < 32; d <<= 1) {
+            unsigned int v = __shfl_up_sync(0xffffffffu, incl, d);
+            if (lane >= d)
+                incl += v;
+        }
+        unsigned int total = __shfl_sync(0xffffffffu, incl, 31);
+        if (!total)
+            return;
+        for (unsigned int slot = incl - cnt; rem && slot < WQ; slot++) {
+            wq[slot] = (unsigned short)(p0 + __ffs(rem) - 1);
+            rem &= rem - 1;
+        }
+        __syncwarp();
+        unsigned int n = total < WQ ? total : WQ;
+        for (unsigned int k = lane; k < n; k += 32) {
+            unsigned int tp = wq[k];
+            unsigned int pair = fold(tile[tp]) | (fold(tile[tp + 1]) << 8);
+            verify(tile, tp, tbase + tp, pair, t, out);
+        }
+        __syncwarp();
+    }
+}
+
+/* One thread's 16 bytes (w, then next; the block's tile holds them and
+ * what follows): decode marks. */
+__device__ __forceinline__ void mark_segment(unsigned long long base, unsigned long long valid,
+                                             unsigned long long seg, uint4 w, unsigned int next,
+                                             const sink &out, const unsigned char *tile,
+                                             unsigned long long tb, size_t lim,
+                                             unsigned short *queue,
+                                             unsigned int *nqueue)
+{
+    unsigned long long at = seg * SEG;
+    size_t p0 = SEG + (size_t)(at - tb);
     /* Decode marks: the first position of the segment where decode could
      * find something (decode/trigger.h), and again after a NUL (a new
      * chunk).  The thread's 20 bytes in registers, four at a time, rule out
@@ -310,8 +360,8 @@ __device__ __forceinline__ void scan_segment(unsigned long long base, unsigned l
 __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
                            unsigned long long valid, const unsigned int *sbits,
                            const tables &t, const sink &out, unsigned int block,
-                           unsigned int nblocks, uint4 *tile, unsigned short *queue,
-                           unsigned int *nqueue)
+                           unsigned int nblocks, uint4 *tile, unsigned short *wq,
+                           unsigned short *queue, unsigned int *nqueue)
 {
     unsigned long long nseg = (valid + SEG - 1) / SEG;
     unsigned long long stride = (unsigned long long)nblocks * blockDim.x;
@@ -335,9 +385,13 @@ __device__ void scan_piece(const unsigned char *buf, unsigned long long base,
         size_t lim = SEG + TILE + HALO; /* dt_trigger reads below this in the tile */
         if (readable - tb + SEG < lim)
             lim = (size_t)(readable - tb + SEG);
+        const unsigned char *bytes = (const unsigned char *)tile;
+        unsigned int p0 = SEG + threadIdx.x * SEG;
+        unsigned int next = *(const unsigned int *)(bytes + p0 + SEG);
+        unsigned int kmask = active ? keyword_mask(w, next, sbits, valid - seg * SEG) : 0;
+        verify_warp(kmask, p0, base + tb - SEG, bytes, t, out, wq + (threadIdx.x >> 5) * WQ);
         if (active)
-            scan_segment(base, valid, seg, w, sbits, t, out, (const unsigned char *)tile, tb,
-                         lim, queue, nqueue);
+            mark_segment(base, valid, seg, w, next, out, bytes, tb, lim, queue, nqueue);
         __syncthreads();
         /* The queued base64 runs, one a thread. */
         if (threadIdx.x < *nqueue) {
@@ -357,12 +411,14 @@ __global__ void __launch_bounds__(THREADS)
 {
     __shared__ unsigned int sbits[FILTER_WORDS];
     __shared__ uint4 tile[TILE_WORDS];
+    __shared__ unsigned short wq[THREADS / 32 * WQ];
     __shared__ unsigned short queue[THREADS];
     __shared__ unsigned int nqueue;
     if (threadIdx.x == 0)
         nqueue = 0;
     load_filters(sbits, t);
-    scan_piece(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile, queue, &nqueue);
+    scan_piece(buf, base, valid, sbits, t, out, blockIdx.x, gridDim.x, tile, wq, queue,
+               &nqueue);
 }
 
 /* The resident kernel: one block.  Thread 0 polls the command word in
@@ -379,6 +435,7 @@ __global__ void __launch_bounds__(THREADS)
     __shared__ uint4 tile[TILE_WORDS];
     __shared__ unsigned int s_seq, s_stop;
     __shared__ unsigned long long s_valid, s_ptr, s_copy;
+    __shared__ unsigned short wq[THREADS / 32 * WQ];
     __shared__ unsigned short queue[THREADS];
     __shared__ unsigned int nqueue;
     if (threadIdx.x == 0)
@@ -417,7 +474,7 @@ __global__ void __launch_bounds__(THREADS)
         __syncthreads();
         sink to = out;
         to.hits = host_hits;
-        scan_piece(buf, 0, s_valid, sbits, t, to, 0, 1, tile, queue, &nqueue);
+        scan_piece(buf, 0, s_valid, sbits, t, to, 0, 1, tile, wq, queue, &nqueue);
         __syncthreads();
         if (threadIdx.x == 0) {
             /* The hits must reach the host before the done word. */
