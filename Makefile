@@ -115,11 +115,11 @@ scan: all
 # here can fail without nvcc.  `make gpu` also builds the device benchmark
 # and gpu_check.
 
-$(BUILD)/libkeyhog_gpu.so: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h
+$(BUILD)/libkeyhog_gpu.so: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h src/decode/trigger.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -shared -Iinclude -Isrc $< -o $@
 
-$(BUILD)/keyhog_gpu_bench: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h
+$(BUILD)/keyhog_gpu_bench: src/engine/gpu/keyhog_gpu.cu src/engine/gpu.h src/decode/trigger.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DKH_GPU_BENCH -Iinclude -Isrc $< -o $@
 

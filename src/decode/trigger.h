@@ -11,7 +11,8 @@
  * calls.
  *
  * dt_trigger(d, p, limit) is true when byte p starts
- *   - a percent escape "%XX" (hex digits);
+ *   - a percent escape "%XX" (hex digits) that is "%3D" or "%3A", or that
+ *     another one follows in its run of URL characters;
  *   - a backslash escape other than the whitespace ones (\n \t \r \b \f \v
  *     \a): a run of escapes is decoded only if one of them is not
  *     whitespace;
@@ -20,9 +21,12 @@
  *   - a run of base64 characters (either alphabet, at least 20, starting
  *     at p) that decode.c's base64 pass could decode: the run, or a piece
  *     of it between '+', '-', '/' and '_', passes b64_try's shape gates
- *     and is not surely binary by its probe; or it holds a hex word of 32
- *     digits or more; or it has 40 characters or more and ends its line
- *     (the first line of a wrapped block, whose lines are tried together).
+ *     and its whole quads do not decode to more bytes than is_text lets
+ *     through that is_text counts bad whatever follows (or to a NUL before
+ *     other bytes); or it holds a hex word of 32 digits or more; or it has
+ *     40 characters or more, not of both alphabets, and ends its line
+ *     before a line that is (after its indentation) a base64 run (the
+ *     first line of a wrapped block, whose lines are tried together).
  * Runs longer than DT_MAX_RUN, or reaching `limit` (the end of what may be
  * read), are triggers without looking further.
  */
@@ -75,6 +79,18 @@ DT_FN unsigned dt_b64_value(unsigned c)
     (((c) >= 1 && (c) < 0x20 && (c) != '\t' && (c) != '\n' && (c) != '\r') || (c) == 0x7F ||    \
      (c) == 0xC0 || (c) == 0xC1 || (c) >= 0xF5)
 
+/* Bad bytes in is_text, told from a decoded byte c and the one before it
+ * (prev, 0 for none): c always bad; c a continuation byte after an ASCII
+ * byte, which no sequence takes in; prev a UTF-8 lead byte that c does not
+ * continue (a lead byte always starts a sequence, and that one fails).
+ * Each byte is counted at most once: as c by the first two, as prev by the
+ * last. */
+DT_FN unsigned dt_surely_bad(unsigned prev, unsigned c)
+{
+    unsigned cont = c - 0x80u < 0x40u;
+    return (DT_ALWAYS_BAD(c) || (cont && prev < 0x80u)) + (prev - 0xC2u < 0x33u && !cont);
+}
+
 /* The most bad bytes is_text lets through in n; never smaller for a
  * larger n, so a bound on the length gives a bound on the bad bytes. */
 DT_FN size_t dt_text_max_bad(size_t n)
@@ -83,9 +99,10 @@ DT_FN size_t dt_text_max_bad(size_t n)
     return n < 32 ? n / 16 : 3 * n / 20;
 }
 
-/* Whether b64_try could decode the run or piece d[s..e) (base64
- * characters, then at most two '='): its shape gates, then the probe of
- * b64_surely_binary on the first 16 characters. */
+/* Whether b64_try could keep the run or piece d[s..e) (base64
+ * characters, then at most two '='): its shape gates, then is_text's
+ * verdict as far as the decoding's whole quads tell it (b64_surely_binary
+ * looks at the first 4 of them only). */
 DT_FN int dt_b64_keepable(const uint8_t *d, size_t s, size_t e)
 {
     unsigned seen = 0; /* 1 upper, 2 lower, 4 digit, 8 non-hex letter, 16 +/, 32 -_ */
@@ -111,14 +128,26 @@ DT_FN int dt_b64_keepable(const uint8_t *d, size_t s, size_t e)
     unsigned last = dt_b64_value(lastc);
     if (rem == 1 || (rem == 2 && (last & 15)) || (rem == 3 && (last & 3)))
         return 0;
-    size_t bound = data / 4 * 3 + (rem ? rem - 1 : 0), bad = 0;
-    for (size_t i = s; i + 4 <= s + 16; i += 4) {
+    /* The decoding of the whole quads, byte by byte: bytes is_text cannot
+     * count good, more than it lets through in the longest decoding, or a
+     * NUL before a byte that is not one, mean b64_try keeps nothing. */
+    size_t bound = data / 4 * 3 + (rem ? rem - 1 : 0), bad = 0, max_bad = dt_text_max_bad(bound);
+    unsigned prev = 0, nul = 0;
+    for (size_t i = s; i + 4 <= s + data; i += 4) {
         unsigned v = dt_b64_value(DT_AT(d, i)) << 18 | dt_b64_value(DT_AT(d, i + 1)) << 12 |
                      dt_b64_value(DT_AT(d, i + 2)) << 6 | dt_b64_value(DT_AT(d, i + 3));
-        unsigned x = v >> 16, y = (v >> 8) & 0xFFu, z = v & 0xFFu;
-        bad += DT_ALWAYS_BAD(x) + DT_ALWAYS_BAD(y) + DT_ALWAYS_BAD(z);
+        for (int k = 16; k >= 0; k -= 8) {
+            unsigned c = (v >> k) & 0xFFu;
+            if (nul && c)
+                return 0;
+            nul |= !c;
+            bad += dt_surely_bad(prev, c);
+            prev = c;
+        }
+        if (bad > max_bad)
+            return 0;
     }
-    return bad <= dt_text_max_bad(bound);
+    return 1;
 }
 
 /* Whether the base64 run starting at d[p] (d[p-1] is not base64) could
@@ -168,9 +197,61 @@ DT_FN int dt_b64_run(const uint8_t *d, size_t p, size_t limit)
      * without padding before the line end). */
     if (e == q && q - p >= DT_WRAP_MIN) {
         size_t j = q + (DT_AT(d, q) == '\r');
-        return DT_AT(d, j) == '\n';
+        if (DT_AT(d, j) != '\n')
+            return 0;
+        /* Joined only to a next line that is, after its indentation, a
+         * base64 run, at most two '=' and blanks (b64_extent); a block
+         * with both alphabets fails whole and is retried line by line
+         * (each line a run of its own). */
+        unsigned both = 0;
+        for (size_t i = p; i < q; i++) {
+            unsigned c = DT_AT(d, i);
+            both |= c == '+' || c == '/' ? 1u : c == '-' || c == '_' ? 2u : 0u;
+        }
+        if (both == 3)
+            return 0;
+        for (j++; j < limit && (DT_AT(d, j) == ' ' || DT_AT(d, j) == '\t');)
+            j++;
+        size_t r = j;
+        while (r < limit && r - j < DT_MAX_RUN && dt_b64(DT_AT(d, r)))
+            r++;
+        if (r == j && r < limit)
+            return 0;
+        for (unsigned k = 0; k < 2 && r < limit && DT_AT(d, r) == '='; k++)
+            r++;
+        while (r < limit && r - j < DT_MAX_RUN && (DT_AT(d, r) == ' ' || DT_AT(d, r) == '\t'))
+            r++;
+        return r >= limit || r - j >= DT_MAX_RUN || DT_AT(d, r) == '\n' || DT_AT(d, r) == '\r';
     }
     return 0;
+}
+
+/* A character decode.c's percent pass counts as part of a URL. */
+DT_FN int dt_urlish(unsigned c)
+{
+    return c - 0x21u < 0x5Eu && c != '"' && c != '<' && c != '>' && c != '\\' && c != '^' &&
+           c != '`' && c != '{' && c != '|' && c != '}';
+}
+
+/* For the percent escape at d[p]: whether it is "%3D" or "%3A" (one such
+ * escape may do), or another escape follows it in its run of URL
+ * characters (a run needs two): the first escape of every run the percent
+ * pass decodes then holds. */
+DT_FN int dt_pct_more(const uint8_t *d, size_t p, size_t limit)
+{
+    unsigned a = DT_AT(d, p + 1), b = DT_AT(d, p + 2) | 32u;
+    if (a == '3' && (b == 'd' || b == 'a'))
+        return 1;
+    for (size_t i = p + 3; i - p < DT_MAX_RUN; i++) {
+        if (i + 2 >= limit)
+            return 1; /* out of sight */
+        unsigned c = DT_AT(d, i);
+        if (c == '%' && dt_hex(DT_AT(d, i + 1)) && dt_hex(DT_AT(d, i + 2)))
+            return 1;
+        if (!dt_urlish(c))
+            return 0;
+    }
+    return 1;
 }
 
 /* d[0..limit) may be read; p < limit. */
@@ -182,7 +263,7 @@ DT_FN int dt_trigger(const uint8_t *d, size_t p, size_t limit)
             return 1;
         unsigned a = DT_AT(d, p + 1), b = DT_AT(d, p + 2);
         if (c == '%')
-            return dt_hex(a) && dt_hex(b);
+            return dt_hex(a) && dt_hex(b) && dt_pct_more(d, p, limit);
         if (c == '=')
             return dt_upper_hex(a) && dt_upper_hex(b);
         if (c == '\\')

@@ -654,6 +654,26 @@ static void test_marked_paragraphs(void **state)
         "\n", "\n\n", "\r\n\r\n", "=\n", "\\", "%4", "&am", "AAAA",
         "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw",
         "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwYWJjZGVmZ2hpamtsbW5vcA\n",
+        /* Base64 of UTF-8 text (2-, 3- and 4-byte sequences), of text then
+         * binary, with a NUL inside, with trailing NULs, with a broken
+         * sequence: the trigger judges every whole quad, as is_text does. */
+        "v: aMOpbGxvIHfDtnJsZCDDvG7Dr2PDtmTDqSDml6XmnKzoqp7jga7jg4bjgq3jgrnjg4gg8J+ZgiBzZWNyZXQ9YWJj\n",
+        "v: cGxhaW4gdGV4dCBmaXJzdCB0aGVuIGJpbmFyeSD//oCBgoOEhYaHiIk=\n",
+        "v: YXBpX2tleT1hYmNkZWYAZ2hpamts\n", "v: YXBpX2tleT1hYmNkZWZnaGlqa2wAAAA=\n",
+        "v: dG9rZW4gw6kgb2sg4oIgYnJva2VuIGxlYWQgYW5kIG1vcmUgdGV4dCBoZXJl\n",
+        /* Lines of 40 base64 characters or more, and what may follow them:
+         * another run (joined), indented, padded, a word, both alphabets. */
+        "CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD\nstatic inline void f(void)\n",
+        "c2VjcmV0X2tleV9pc19oZXJlX2FuZF9pdF9pc19sb25n\n  X2FuZF9tb3Jl  \n",
+        "c2VjcmV0X2tleV9pc19oZXJlX2FuZF9pdF9pc19sb\n  25nX2Vub3VnaF90b193cmFwIQ==\n",
+        "c2VjcmV0X2tleV9pc19oZXJlX2FuZF9pdF9pc19sb\r\n25nX2Vub3VnaF90b193cmFwIQ\t\n",
+        "c2VjcmV0X2tleV9pc19oZXJlX2FuZF9pdF9pc19sb25n\nX2FuZF9tb3Jl== \r\n",
+        "c2VjcmV0X2tleV9pc19oZXJlX2FuZF9pdF9pc19sb25n\n\tX2Fu ZF9tb3Jl\n",
+        "c2VjcmV0+2tleV9pc19oZXJlX2FuZF9pdF9pc19sb25n\nX2FuZF9tb3Jl\n",
+        "------------------------------------------------\nDOCUMENTATION\n",
+        /* Percent escapes alone, in pairs, apart, and the one that may do
+         * alone. */
+        "a%41b %42c\n", "q=%41%42\n", "x%3dAPI_KEY_abcdefghijklmnopqrstu\n", "%3A", "%41-%4",
     };
     size_t nf = sizeof frags / sizeof frags[0];
     uint64_t seed = 0x243F6A8885A308D3u;
