@@ -4,7 +4,7 @@
  *
  * The corpus (a directory tree, read once into RAM and optionally repeated
  * so the GPU has enough to chew on) is cut into chunks, one per file, and
- * gathered into batches the way the CLI's workers gather them (32 MiB or
+ * gathered into batches the way the CLI's workers gather them (16 MiB or
  * 4096 files).  Then, with T worker threads each holding its own scratch:
  *
  *   cpu  every chunk through kh_scan, 8 at a time from a shared counter
@@ -323,7 +323,7 @@ int main(int argc, char **argv)
 {
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), repeat = 1, no_persistent = 0;
     int reference = 0, replay = 0;
-    size_t batch_mib = 32;
+    size_t batch_mib = 16;
     const char *mode = "both";
     corpus c = {0};
     int ndirs = 0;

@@ -25,9 +25,9 @@ echo "== kernel against a plain CPU search: gpu_check"; timeout 60 stdbuf -oL $B
 find $C -type f -name '*.[ch]' | head -20000 | xargs cat | head -c 256M >/tmp/text.bin
 echo "== device: keyhog_gpu_bench (Linux text)"; timeout 90 $B/keyhog_gpu_bench /tmp/kw 1024 /tmp/text.bin
 echo "== per-batch kernel"; timeout 90 $B/gpu_bench -m gpu --no-persistent -r $REPEAT $C | grep -v "^corpus"
-echo "== end to end from RAM: gpu_bench -r $REPEAT (32 MiB batches, 3 lanes)"; timeout 120 $B/gpu_bench -r $REPEAT $C
-echo "== the same with 64 MiB batches"; timeout 120 $B/gpu_bench -b 64 -r $REPEAT $C
-echo "== the same with 16 MiB batches"; timeout 120 $B/gpu_bench -b 16 -r $REPEAT $C
+echo "== end to end from RAM: gpu_bench -r $REPEAT (16 MiB batches, 3 lanes)"; timeout 120 $B/gpu_bench -r $REPEAT $C
+echo "== the same with 32 MiB batches"; timeout 120 $B/gpu_bench -b 32 -r $REPEAT $C
+echo "== the same, twice the corpus (-r $((2 * REPEAT)))"; timeout 120 $B/gpu_bench -r $((2 * REPEAT)) $C
 echo "== one lane (KEYHOG_GPU_LANES=1)"; KEYHOG_GPU_LANES=1 timeout 120 $B/gpu_bench -m gpu -r $REPEAT $C | grep -v "^corpus"
 echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 60 $B/gpu_bench -m gpu -r $REPEAT $C | grep -A2 "^gpu:"
 echo "== CLI parity (keyhog scan -f jsonl, $C)"

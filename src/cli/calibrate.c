@@ -28,11 +28,11 @@
 
 #include "cli/cli.h"
 
-/* The scan pipeline flushes a worker's batch at 32 MiB (pipeline.c), so no
+/* The scan pipeline flushes a worker's batch at 16 MiB (pipeline.c), so no
  * larger batch is ever routed; the smallest sizes show the fixed costs. */
-static const size_t sizes[] = {1u << 20, 4u << 20, 16u << 20, 32u << 20};
+static const size_t sizes[] = {1u << 20, 4u << 20, 8u << 20, 16u << 20};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
-#define LARGEST_BATCH (32u << 20)
+#define LARGEST_BATCH (16u << 20)
 /* Files of a batch: source files are mostly a few KiB to a few hundred. */
 #define CHUNK_BYTES (32u << 10)
 /* Each measurement scans at least this much in all, so the clock's
@@ -474,7 +474,7 @@ int cli_calibrate(int argc, char **argv)
             r[nr].bytes = n * CHUNK_BYTES;
             r[nr].cpu = measure_mb_s(engine, NULL, chunks, n, r[nr].bytes, threads, rounds);
             /* An untimed round first: each worker's first batch of a size
-             * allocates its page-locked buffer (half a GiB in all at 32 MiB, far
+             * allocates its page-locked buffer (a quarter GiB in all at 16 MiB, far
              * slower than scanning it), which a scan pays once, not per
              * batch. */
             r[nr].gpu = measure_mb_s(engine, gpu, chunks, n, r[nr].bytes, threads, 1);

@@ -39,7 +39,7 @@ struct work_item {
  * the device takes it (chunk, NUL, chunk, NUL, ..., zero pad), so the batch
  * needs no packing copy; an item that does not fit there keeps a buffer of
  * its own (bufs), and the library packs that batch itself. */
-#define BATCH_BYTES (32u << 20)
+#define BATCH_BYTES (16u << 20)
 #define BATCH_ITEMS 4096
 #define ARENA_BYTES (BATCH_BYTES + BATCH_ITEMS + KH_GPU_BUFFER_PAD)
 typedef struct batch {

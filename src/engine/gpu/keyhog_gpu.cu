@@ -65,7 +65,7 @@
 #define FILTER_WORDS (BIT2_WORDS + BIT3_WORDS + BIT4_WORDS)
 #define DEFAULT_PIECE (16u << 20)
 /* Hits and marks a batch may bring back (16 B each, a device queue and a
- * mapped host one per lane): a 32 MiB batch of source has about 10 000;
+ * mapped host one per lane): a 16 MiB batch of source has about 2 500;
  * more than this and libkeyhog confirms the batch on the CPU alone. */
 #define DEFAULT_MAX_HITS (1u << 20)
 #define PAD 64
