@@ -128,6 +128,11 @@ $(BUILD)/gpu_check: src/engine/gpu/gpu_check.c src/engine/gpu.h src/decode/trigg
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ -ldl
 
+# Decode marks against decoding everything, on a tree (docs/gpu.md).
+$(BUILD)/marks_check: bench/marks_check.c $(BUILD)/libkeyhog.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libkeyhog.a $(LDLIBS)
+
 $(BUILD)/gpu_bench: bench/gpu_bench.c $(BUILD)/libkeyhog.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libkeyhog.a $(LDLIBS)
