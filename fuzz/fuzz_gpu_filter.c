@@ -33,7 +33,7 @@ static int covered(const uint8_t *text, size_t len, size_t s, size_t e, char **k
             size_t j = 0;
             while (j < kl && fold(text[k + j]) == fold((unsigned char)kw[q][j]))
                 j++;
-            if (j == kl && gpu_filter_pass(&f[q], text, len, k + kl))
+            if (j == kl && gpu_filter_pass(&f[q], text, len, k, k + kl))
                 return 1;
         }
     }

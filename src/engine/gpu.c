@@ -433,6 +433,7 @@ typedef struct rx_token {
     uint32_t cls[8];    /* RX_LIT (one byte) and RX_CLASS */
     unsigned min, max;  /* quantifier; 1,1 when none; max UINT_MAX unbounded */
     int match;          /* RX_OPEN: index of its RX_CLOSE, and back */
+    char assert_kind;   /* RX_ASSERT: 'b' for \b, else what it is */
 } rx_token;
 
 static void cls_set(uint32_t *c, unsigned b)
@@ -629,6 +630,7 @@ static int rx_tokens(const char *r, rx_token *t, int cap)
         }
         if (c == '^' || c == '$') {
             k->kind = RX_ASSERT;
+            k->assert_kind = c;
             i++;
             n++;
             continue;
@@ -649,6 +651,7 @@ static int rx_tokens(const char *r, rx_token *t, int cap)
             i += 2;
             if (e == 'b' || e == 'B' || e == 'A' || e == 'z' || e == 'Z') {
                 k->kind = RX_ASSERT;
+                k->assert_kind = e;
                 n++;
                 continue;
             }
@@ -872,10 +875,65 @@ static void rx_occurrence_filter(const rx_token *t, int n, int after, gpu_keywor
     }
 }
 
+static int word_byte(unsigned b)
+{
+    return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b == '_';
+}
+
+/* The RX_OPEN of the group that token pos is in, or -1 at the top level. */
+static int rx_level_open(const rx_token *t, int pos)
+{
+    for (int k = pos - 1; k >= 0; k--) {
+        if (t[k].kind == RX_CLOSE)
+            k = t[k].match;
+        else if (t[k].kind == RX_OPEN)
+            return k;
+    }
+    return -1;
+}
+
+/* The bytes that can stand right before a keyword occurrence whose first
+ * byte (`first`) is token k, walking back: optional literals and classes
+ * add theirs, the first one that must match ends the walk; at the start of
+ * an alternative or a group that does not repeat, what stands before the
+ * group; \b says the byte's word class.  0 when anything may (the match
+ * can start there, or a group ends right before it). */
+static int rx_before(const rx_token *t, int k, uint8_t first, uint32_t *cls)
+{
+    memset(cls, 0, 8 * sizeof *cls);
+    for (int p = k - 1;;) {
+        if (p < 0)
+            return 0; /* the match may start at the keyword */
+        const rx_token *q = &t[p];
+        if (q->kind == RX_LIT || q->kind == RX_CLASS) {
+            for (int w = 0; w < 8; w++)
+                cls[w] |= q->cls[w];
+            if (q->min > 0)
+                break;
+            p--;
+        } else if (q->kind == RX_ASSERT && q->assert_kind == 'b') {
+            for (unsigned b = 0; b < 256; b++)
+                if (word_byte(b) != word_byte(first))
+                    cls_set(cls, b);
+            break;
+        } else if (q->kind == RX_OPEN || q->kind == RX_ALT) {
+            int open = q->kind == RX_OPEN ? p : rx_level_open(t, p);
+            if (open < 0 || t[t[open].match].max > 1)
+                return 0;
+            p = open - 1;
+        } else {
+            return 0; /* another assertion, or a group's end */
+        }
+    }
+    cls_fold(cls);
+    cls_set(cls, 0);
+    return 1;
+}
+
 /* Whether a filter tests anything. */
 static int filter_tests(const gpu_keyword_filter *f)
 {
-    return f->min_run || f->stops[0].within || f->stops[1].within;
+    return f->min_run || f->stops[0].within || f->stops[1].within || f->before_test;
 }
 
 /* A set of keyword occurrences every match of some tokens passes through
@@ -937,6 +995,7 @@ static int rx_cover_seq(const rx_token *t, int n, int lo, int hi, const rx_keywo
             cand->n = 1;
             cand->keyword[0] = q;
             rx_occurrence_filter(t, n, at, &cand->f[0]);
+            cand->f[0].before_test = rx_before(t, k, (uint8_t)kw[0], cand->f[0].before);
             cand->good = filter_tests(&cand->f[0]);
             if (!have || (cand->good && !best->good)) {
                 *best = *cand;
@@ -1005,6 +1064,13 @@ static void filter_merge(gpu_keyword_filter *into, const gpu_keyword_filter *f)
             a->skip[w] |= b->skip[w];
         }
     }
+    if (!into->before_test || !f->before_test) {
+        into->before_test = 0;
+        memset(into->before, 0, sizeof into->before);
+    } else {
+        for (int w = 0; w < 8; w++)
+            into->before[w] |= f->before[w];
+    }
 }
 
 /*
@@ -1046,8 +1112,11 @@ int gpu_regex_filters(const char *const *regexes, size_t npatterns,
     return ok;
 }
 
-int gpu_filter_pass(const gpu_keyword_filter *f, const uint8_t *data, size_t len, size_t at)
+int gpu_filter_pass(const gpu_keyword_filter *f, const uint8_t *data, size_t len, size_t start,
+                    size_t at)
 {
+    if (f->before_test && !GPU_IN_CLASS(f->before, start ? data[start - 1] : 0u))
+        return 0;
     uint32_t r = 0;
     for (; r < f->min_run; r++) {
         size_t p = at + r;
@@ -1753,7 +1822,7 @@ static void ref_filter(gpu_session *s, size_t from, const uint8_t *data, size_t 
         const gpu_hit *h = &s->hits[i];
         const gpu_keyword_filter *f = &s->filters[h->keyword];
         size_t at = (size_t)h->offset + strlen(s->keywords[h->keyword]);
-        if (gpu_filter_pass(f, data, len, at))
+        if (gpu_filter_pass(f, data, len, (size_t)h->offset, at))
             s->hits[w++] = *h;
     }
     s->nhits = w;

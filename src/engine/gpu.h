@@ -26,7 +26,7 @@ extern "C" {
 
 /* Bumped whenever a struct or signature below changes; the loader refuses a
  * library that reports another version. */
-#define GPU_ABI_VERSION 4
+#define GPU_ABI_VERSION 5
 
 /* A packed batch (session_submit_packed) ends with this many zero bytes
  * after its last chunk's NUL: the kernel reads a little past the end. */
@@ -53,8 +53,12 @@ typedef struct gpu_stop_test {
     uint32_t stop[8], skip[8];
 } gpu_stop_test;
 
-/* What must follow a keyword for its occurrence to matter (256-bit sets,
+/* What must surround a keyword for its occurrence to matter (256-bit sets,
  * both letter cases in each):
+ * - when before_test is set, the byte right before it in the class before
+ *   (NUL, which is what the device reads before a chunk's first byte, is
+ *   always in it): the 'i', '_', '.' or '-' of 'api[_.-]?key', the
+ *   non-word byte of '\bsk_';
  * - at least min_run bytes of the class cls right after it (min_run 0: no
  *   test);
  * - two stop tests: the first byte the match must reach after the keyword
@@ -66,6 +70,8 @@ typedef struct gpu_keyword_filter {
     uint32_t cls[8];
     uint32_t min_run;
     gpu_stop_test stops[GPU_STOP_TESTS];
+    uint32_t before_test;
+    uint32_t before[8];
 } gpu_keyword_filter;
 
 #define GPU_IN_CLASS(c, b) (((c)[(b) >> 5] >> ((b) & 31)) & 1u)
@@ -185,10 +191,12 @@ int gpu_keyword_filters(const kh_engine *e, gpu_keyword_filter *out);
 int gpu_regex_filters(const char *const *regexes, size_t npatterns,
                       const char *const *keywords, size_t nkeywords, gpu_keyword_filter *f);
 
-/* Whether the occurrence of a keyword ending at data[at] passes f, as the
- * device decides it (the byte at len reads as the chunk's NUL separator;
- * a test still undecided past it passes: the device reads on). */
-int gpu_filter_pass(const gpu_keyword_filter *f, const uint8_t *data, size_t len, size_t at);
+/* Whether the occurrence of a keyword at data[start..at) passes f, as the
+ * device decides it (the byte before data[0] and the byte at len read as
+ * NUL separators; a test still undecided past len passes: the device reads
+ * on). */
+int gpu_filter_pass(const gpu_keyword_filter *f, const uint8_t *data, size_t len, size_t start,
+                    size_t at);
 
 /* kh_gpu_open with a given backend instead of the dlopened one (tests). */
 int gpu_open_api(const kh_engine *e, const gpu_api *api, const kh_gpu_opts *opts,

@@ -530,8 +530,10 @@ static void assert_batch_equals_scan(const kh_engine *e, const kh_chunk *chunks,
  * alternative, and of the byte the match reaches next ('_' after
  * tr_(?:prod|dev)); keywords in the alternatives of a group are relied on
  * each with what follows the group; an assignment after a keyword within a
- * bounded distance is a stop test; and with the filters on, a batch still
- * finds exactly what kh_scan finds. */
+ * bounded distance is a stop test; the byte before a keyword is tested
+ * against what may stand there (\b, the literals and optional classes
+ * before it, across the start of an alternative); and with the filters on,
+ * a batch still finds exactly what kh_scan finds. */
 static const char *const filter_specs[] = {
     "[detector]\nid = \"f-hex\"\nname = \"F hex\"\nservice = \"fhex\"\nseverity = \"high\"\n"
     "keywords = [\"sk_x\"]\n[[detector.patterns]]\nregex = '\\bsk_x[0-9a-f]{32}\\b'\n",
@@ -552,11 +554,20 @@ static const char *const filter_specs[] = {
     "[detector]\nid = \"f-walk\"\nname = \"F walk\"\nservice = \"fwalk\"\n"
     "severity = \"high\"\nkeywords = [\"zprod:\", \"zdev:\"]\n[[detector.patterns]]\n"
     "regex = '\\b((?:zprod|zdev):[a-z]{4}-[0-9]{2})'\n",
+    "[detector]\nid = \"f-before\"\nname = \"F before\"\nservice = \"fbefore\"\n"
+    "severity = \"high\"\nkeywords = [\"zkey\"]\n[[detector.patterns]]\n"
+    "regex = '(?:zapi[_.-]?zkey|zapizkey)=([a-z0-9]{10})'\ngroup = 1\n",
 };
 
 static int in_class(const gpu_keyword_filter *f, unsigned b)
 {
     return (f->cls[b >> 5] >> (b & 31)) & 1u;
+}
+
+/* Whether byte b may stand before the keyword (no test: any may). */
+static int may_precede(const gpu_keyword_filter *f, unsigned b)
+{
+    return !f->before_test || GPU_IN_CLASS(f->before, b);
 }
 
 static void test_keyword_filters(void **state)
@@ -571,10 +582,31 @@ static void test_keyword_filters(void **state)
     size_t nk = engine_keyword_count(e);
     gpu_keyword_filter *f = calloc(nk, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(gpu_keyword_filters(e, f), 9);
+    assert_int_equal(gpu_keyword_filters(e, f), 10);
     for (size_t k = 0; k < nk; k++) {
         const char *kw = engine_keyword(e, k, NULL);
-        if (!strcmp(kw, "sk_x")) {
+        /* \b before a word byte, through capture groups and the start of
+         * an alternative; none where the match may start at the keyword. */
+        int word_boundary = !strcmp(kw, "sk_x") || !strcmp(kw, "tr_") || !strcmp(kw, "o.") ||
+                            !strcmp(kw, "zprod:") || !strcmp(kw, "zdev:");
+        if (word_boundary) {
+            assert_true(f[k].before_test);
+            assert_true(may_precede(&f[k], ' ') && may_precede(&f[k], '-') &&
+                        may_precede(&f[k], 0) && may_precede(&f[k], 0x80));
+            assert_false(may_precede(&f[k], 'a') || may_precede(&f[k], 'Z') ||
+                         may_precede(&f[k], '_') || may_precede(&f[k], '7'));
+        } else if (strcmp(kw, "zkey") != 0) {
+            assert_false(f[k].before_test);
+        }
+        if (!strcmp(kw, "zkey")) {
+            /* zapi[_.-]?zkey or zapizkey: the optional class, then 'i' */
+            assert_true(f[k].before_test);
+            assert_true(may_precede(&f[k], '_') && may_precede(&f[k], '.') &&
+                        may_precede(&f[k], '-') && may_precede(&f[k], 'i') &&
+                        may_precede(&f[k], 'I') && may_precede(&f[k], 0));
+            assert_false(may_precede(&f[k], ' ') || may_precede(&f[k], '>') ||
+                         may_precede(&f[k], 'a') || may_precede(&f[k], 'p'));
+        } else if (!strcmp(kw, "sk_x")) {
             assert_int_equal(f[k].min_run, 32);
             assert_true(in_class(&f[k], '0') && in_class(&f[k], 'f') && in_class(&f[k], 'F'));
             assert_false(in_class(&f[k], 'g') || in_class(&f[k], '_') || in_class(&f[k], 0));
@@ -640,14 +672,17 @@ static void test_keyword_filters(void **state)
         "qlin_chan_x=k4m8q2w7z1 qlin_count = 3 QLINBOT:p9x3v6n2b8 qlin-botxx zdev:abcd-12 "
         "zprod:wxyz-98 zdev:ab-12 zprod:",
         "qlinchan",
+        "x->zkey=abcdefghij zapi_zkey=abcdefgh12 zapizkey=0123456789 ZAPI-ZKEY=qwertyuio1 "
+        "azkey=aaaaaaaaaa zapi zkey=bbbbbbbbbb",
+        "zkey=cccccccccc tr_dev_abcde",
     };
     enum { NT = sizeof texts / sizeof *texts };
     kh_chunk chunks[NT];
     for (int i = 0; i < NT; i++)
         chunks[i] = (kh_chunk){.data = (const uint8_t *)texts[i], .len = strlen(texts[i]),
                                .path = "f.txt"};
-    /* sk_x, o., three zork, two qlin, two z tokens at least */
-    assert_batch_equals_scan(e, chunks, NT, 9);
+    /* sk_x, o., three zork, two qlin, two z tokens, a zkey at least */
+    assert_batch_equals_scan(e, chunks, NT, 10);
     kh_engine_free(e);
     kh_detectors_free(set);
 }

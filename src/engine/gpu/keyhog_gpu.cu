@@ -178,8 +178,11 @@ __device__ __forceinline__ void verify(const unsigned char *tile, size_t tp,
         while (j < e.len && fold(tile[tp + j]) == t.bytes[e.off + j])
             j++;
         if (j == e.len) {
-            /* The token shape after the keyword (gpu_keyword_filters). */
+            /* The byte before the keyword, then the token shape after it
+             * (gpu_keyword_filters). */
             const gpu_keyword_filter *f = &t.filter[id];
+            if (f->before_test && !GPU_IN_CLASS(f->before, tile[tp - 1]))
+                continue;
             unsigned int need = f->min_run, r = 0;
             while (r < need) {
                 unsigned int b = tile[tp + e.len + r];
