@@ -155,9 +155,27 @@ DT_FN int dt_b64_keepable(const uint8_t *d, size_t s, size_t e)
  * and '_', by a hex word, or as the first line of a wrapped block. */
 DT_FN int dt_b64_run(const uint8_t *d, size_t p, size_t limit)
 {
-    size_t q = p;
-    while (q < limit && q - p < DT_MAX_RUN && dt_b64(DT_AT(d, q)))
+    /* One pass finds the run's end and what decides most runs without
+     * another: its classes (dt_b64_keepable's shape gates), its longest
+     * alphanumeric stretch before the last separator and the last one
+     * (the pieces, and the words a hex word lies in). */
+    size_t q = p, longest = 0, stretch = 0;
+    unsigned seen = 0; /* dt_b64_keepable's bits */
+    while (q < limit && q - p < DT_MAX_RUN) {
+        unsigned c = DT_AT(d, q);
+        if (!dt_b64(c))
+            break;
+        if (dt_alnum(c)) {
+            stretch++;
+            seen |= dt_upper(c) ? 1u : dt_lower(c) ? 2u : 4u;
+            seen |= dt_hex(c) ? 0u : 8u;
+        } else {
+            longest = stretch > longest ? stretch : longest;
+            stretch = 0;
+            seen |= c == '+' || c == '/' ? 16u : 32u;
+        }
         q++;
+    }
     if (q >= limit || q - p >= DT_MAX_RUN)
         return 1; /* its end is out of sight */
     if (q - p < DT_MIN_B64)
@@ -165,18 +183,24 @@ DT_FN int dt_b64_run(const uint8_t *d, size_t p, size_t limit)
     if (q + 2 >= limit)
         return 1; /* so are its padding and line end */
     size_t e = q + (DT_AT(d, q) == '=') + (DT_AT(d, q) == '=' && DT_AT(d, q + 1) == '=');
-    if (dt_b64_keepable(d, p, e))
+    unsigned classes = (seen & 1u) + ((seen >> 1) & 1u) + ((seen >> 2) & 1u);
+    int both = (seen & 48u) == 48u;
+    if (!both && (seen & 8u) && classes >= 2 && dt_b64_keepable(d, p, e))
         return 1;
-    /* Pieces (not the whole run) and hex words. */
+    /* Pieces (not the whole run): only between separators, and only one
+     * of DT_MIN_B64 characters or more (the last one holds the padding). */
+    int pieces = (seen & 48u) && (longest >= DT_MIN_B64 || stretch + (e - q) >= DT_MIN_B64);
     size_t piece = p;
-    for (size_t i = p; i <= e; i++) {
+    for (size_t i = p; pieces && i <= e; i++) {
         if (i == e || (dt_b64(DT_AT(d, i)) && !dt_alnum(DT_AT(d, i)))) {
             if ((piece > p || i < e) && i - piece >= DT_MIN_B64 && dt_b64_keepable(d, piece, i))
                 return 1;
             piece = i + 1;
         }
     }
-    for (size_t i = p; i < q;) {
+    /* Hex words: each lies in an alphanumeric stretch. */
+    size_t widest = stretch > longest ? stretch : longest;
+    for (size_t i = p; widest >= DT_MIN_HEX && i < q;) {
         if (!dt_alnum(DT_AT(d, i))) {
             i++;
             continue;
@@ -203,12 +227,7 @@ DT_FN int dt_b64_run(const uint8_t *d, size_t p, size_t limit)
          * base64 run, at most two '=' and blanks (b64_extent); a block
          * with both alphabets fails whole and is retried line by line
          * (each line a run of its own). */
-        unsigned both = 0;
-        for (size_t i = p; i < q; i++) {
-            unsigned c = DT_AT(d, i);
-            both |= c == '+' || c == '/' ? 1u : c == '-' || c == '_' ? 2u : 0u;
-        }
-        if (both == 3)
+        if (both)
             return 0;
         for (j++; j < limit && (DT_AT(d, j) == ' ' || DT_AT(d, j) == '\t');)
             j++;
