@@ -6,18 +6,7 @@
 # secrets into it there).  Usage: bash bench/gpu_device.sh [REPEAT]
 set -u
 REPEAT=${1:-8}
-D=.devcarry
-B=$D/bin
-export LD_LIBRARY_PATH=/tmp/kl/lib:$B KEYHOG_CACHE_DIR=/tmp/khc
-rm -rf /tmp/kl /tmp/kc
-python3 -c "
-import tarfile
-tarfile.open('$D/libs.tar.xz').extractall('/tmp/kl')
-tarfile.open('$D/corpus.tar.xz').extractall('/tmp/kc')
-"
-C=/tmp/kc/linux-source-6.1
-python3 bench/plant.py $C 500 /tmp/planted.jsonl >/dev/null
-nvidia-smi -L; nproc; du -sh $C
+. bench/device_setup.sh .devcarry/corpus.tar.xz
 ldd $B/keyhog | grep "not found"
 echo "== unit tests"; $B/test_gpu 2>&1 | tail -2
 $B/keyhog detectors --json | python3 -c 'import json,sys; print("\n".join(sorted({k for d in json.load(sys.stdin) for k in d["keywords"]})))' >/tmp/kw
@@ -31,13 +20,7 @@ echo "== the same, twice the corpus (-r $((2 * REPEAT)))"; timeout 120 $B/gpu_be
 echo "== one lane (KEYHOG_GPU_LANES=1)"; KEYHOG_GPU_LANES=1 timeout 120 $B/gpu_bench -m gpu -r $REPEAT $C | grep -v "^corpus"
 echo "== without keyword filters"; KEYHOG_GPU_FILTERS=0 timeout 60 $B/gpu_bench -m gpu -r $REPEAT $C | grep -A2 "^gpu:"
 echo "== CLI parity (keyhog scan -f jsonl, $C)"
-$B/keyhog scan -q --backend cpu bench >/dev/null 2>&1  # compiles and caches the engine
-for b in cpu gpu; do
-    TIMEFORMAT="$b: %R s wall"
-    time KEYHOG_GPU_STATS=1 $B/keyhog scan -q --no-ignore -f jsonl --backend $b $C >/tmp/$b.jsonl
-    echo "$b: $(wc -l </tmp/$b.jsonl) findings"
-done
-cmp /tmp/cpu.jsonl /tmp/gpu.jsonl && echo "JSONL byte-identical"
+cli_parity
 TIMEFORMAT="gpu, one lane: %R s wall"
 time KEYHOG_GPU_LANES=1 $B/keyhog scan -q --no-ignore -f jsonl --backend gpu $C | cmp - /tmp/cpu.jsonl
 [ "${CLI_TESTS:-1}" = 1 ] && { echo "== tests/cli/test_gpu.py tests/cli/test_calibrate.py"; KEYHOG=$PWD/$B/keyhog PYTHONPATH=tests/cli timeout 400 python3 -m unittest tests/cli/test_gpu.py tests/cli/test_calibrate.py 2>&1 | tail -3; }

@@ -8,28 +8,11 @@
 # .devcarry/ as for bench/gpu_device.sh.  Usage: bash bench/gpu_full.sh [RUNS]
 set -u
 RUNS=${1:-2}
-D=.devcarry
-B=$D/bin
-export LD_LIBRARY_PATH=/tmp/kl/lib:$B KEYHOG_CACHE_DIR=/tmp/khc
 cat .devpart1/* .devpart2/* .devpart3/* >/tmp/linux-source-6.1.tar.xz
-rm -rf /tmp/kl /tmp/kf
-python3 -c "
-import tarfile
-tarfile.open('$D/libs.tar.xz').extractall('/tmp/kl')
-tarfile.open('/tmp/linux-source-6.1.tar.xz').extractall('/tmp/kf')
-"
-C=/tmp/kf/linux-source-6.1
-python3 bench/plant.py $C 500 /tmp/planted.jsonl >/dev/null
-nvidia-smi -L; nproc; du -sh $C
+. bench/device_setup.sh /tmp/linux-source-6.1.tar.xz
 for r in $(seq "$RUNS"); do
     echo "== gpu_bench: the bench corpus in RAM, 16 MiB batches, 3 lanes (run $r)"
     timeout 180 $B/gpu_bench $C
 done
 echo "== CLI parity on the bench corpus (keyhog scan -f jsonl)"
-$B/keyhog scan -q --backend cpu bench >/dev/null 2>&1 # compiles and caches the engine
-for b in cpu gpu; do
-    TIMEFORMAT="$b: %R s wall"
-    time KEYHOG_GPU_STATS=1 $B/keyhog scan -q --no-ignore -f jsonl --backend $b $C >/tmp/$b.jsonl
-    echo "$b: $(wc -l </tmp/$b.jsonl) findings"
-done
-cmp /tmp/cpu.jsonl /tmp/gpu.jsonl && echo "JSONL byte-identical"
+cli_parity
