@@ -99,13 +99,34 @@ DT_FN size_t dt_text_max_bad(size_t n)
     return n < 32 ? n / 16 : 3 * n / 20;
 }
 
+/* What a base64 character c tells b64_try's shape gates: 1 upper, 2 lower,
+ * 4 digit, 8 a letter that is not a hex digit, 16 '+' or '/', 32 '-' or
+ * '_'. */
+DT_FN unsigned dt_b64_kind(unsigned c)
+{
+    unsigned k = dt_upper(c)   ? 1u
+                 : dt_lower(c) ? 2u
+                 : dt_digit(c) ? 4u
+                 : c == '+' || c == '/' ? 16u
+                                        : 32u;
+    return k | (dt_alnum(c) && !dt_hex(c) ? 8u : 0u);
+}
+
+/* b64_try's shape gates on the kinds seen in a run: one alphabet, a letter
+ * that is not a hex digit, two of upper, lower and digit. */
+DT_FN int dt_b64_shape(unsigned seen)
+{
+    unsigned classes = (seen & 1u) + ((seen >> 1) & 1u) + ((seen >> 2) & 1u);
+    return (seen & 48u) != 48u && (seen & 8u) && classes >= 2;
+}
+
 /* Whether b64_try could keep the run or piece d[s..e) (base64
  * characters, then at most two '='): its shape gates, then is_text's
  * verdict as far as the decoding's whole quads tell it (b64_surely_binary
  * looks at the first 4 of them only). */
 DT_FN int dt_b64_keepable(const uint8_t *d, size_t s, size_t e)
 {
-    unsigned seen = 0; /* 1 upper, 2 lower, 4 digit, 8 non-hex letter, 16 +/, 32 -_ */
+    unsigned seen = 0;
     size_t data = 0;
     unsigned lastc = 0;
     for (size_t i = s; i < e; i++) {
@@ -114,15 +135,9 @@ DT_FN int dt_b64_keepable(const uint8_t *d, size_t s, size_t e)
             continue;
         data++;
         lastc = c;
-        seen |= dt_upper(c)   ? 1u
-                : dt_lower(c) ? 2u
-                : dt_digit(c) ? 4u
-                : c == '+' || c == '/' ? 16u
-                                       : 32u;
-        seen |= dt_alnum(c) && !dt_hex(c) ? 8u : 0u;
+        seen |= dt_b64_kind(c);
     }
-    unsigned classes = (seen & 1u) + ((seen >> 1) & 1u) + ((seen >> 2) & 1u);
-    if ((seen & 48u) == 48u || !(seen & 8u) || classes < 2 || data < DT_MIN_B64)
+    if (!dt_b64_shape(seen) || data < DT_MIN_B64)
         return 0;
     size_t rem = data % 4;
     unsigned last = dt_b64_value(lastc);
@@ -160,19 +175,17 @@ DT_FN int dt_b64_run(const uint8_t *d, size_t p, size_t limit)
      * alphanumeric stretch before the last separator and the last one
      * (the pieces, and the words a hex word lies in). */
     size_t q = p, longest = 0, stretch = 0;
-    unsigned seen = 0; /* dt_b64_keepable's bits */
+    unsigned seen = 0; /* dt_b64_kind's bits */
     while (q < limit && q - p < DT_MAX_RUN) {
         unsigned c = DT_AT(d, q);
         if (!dt_b64(c))
             break;
+        seen |= dt_b64_kind(c);
         if (dt_alnum(c)) {
             stretch++;
-            seen |= dt_upper(c) ? 1u : dt_lower(c) ? 2u : 4u;
-            seen |= dt_hex(c) ? 0u : 8u;
         } else {
             longest = stretch > longest ? stretch : longest;
             stretch = 0;
-            seen |= c == '+' || c == '/' ? 16u : 32u;
         }
         q++;
     }
@@ -183,9 +196,7 @@ DT_FN int dt_b64_run(const uint8_t *d, size_t p, size_t limit)
     if (q + 2 >= limit)
         return 1; /* so are its padding and line end */
     size_t e = q + (DT_AT(d, q) == '=') + (DT_AT(d, q) == '=' && DT_AT(d, q + 1) == '=');
-    unsigned classes = (seen & 1u) + ((seen >> 1) & 1u) + ((seen >> 2) & 1u);
-    int both = (seen & 48u) == 48u;
-    if (!both && (seen & 8u) && classes >= 2 && dt_b64_keepable(d, p, e))
+    if (dt_b64_shape(seen) && dt_b64_keepable(d, p, e))
         return 1;
     /* Pieces (not the whole run): only between separators, and only one
      * of DT_MIN_B64 characters or more (the last one holds the padding). */
@@ -227,7 +238,7 @@ DT_FN int dt_b64_run(const uint8_t *d, size_t p, size_t limit)
          * base64 run, at most two '=' and blanks (b64_extent); a block
          * with both alphabets fails whole and is retried line by line
          * (each line a run of its own). */
-        if (both)
+        if ((seen & 48u) == 48u)
             return 0;
         for (j++; j < limit && (DT_AT(d, j) == ' ' || DT_AT(d, j) == '\t');)
             j++;

@@ -875,11 +875,6 @@ static void rx_occurrence_filter(const rx_token *t, int n, int after, gpu_keywor
     }
 }
 
-static int word_byte(unsigned b)
-{
-    return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b == '_';
-}
-
 /* The RX_OPEN of the group that token pos is in, or -1 at the top level. */
 static int rx_level_open(const rx_token *t, int pos)
 {
@@ -912,9 +907,9 @@ static int rx_before(const rx_token *t, int k, uint8_t first, uint32_t *cls)
                 break;
             p--;
         } else if (q->kind == RX_ASSERT && q->assert_kind == 'b') {
-            for (unsigned b = 0; b < 256; b++)
-                if (word_byte(b) != word_byte(first))
-                    cls_set(cls, b);
+            uint32_t word[8] = {0};
+            cls_add_shorthand(word, 'w');
+            cls_add_shorthand(cls, GPU_IN_CLASS(word, first) ? 'W' : 'w');
             break;
         } else if (q->kind == RX_OPEN || q->kind == RX_ALT) {
             int open = q->kind == RX_OPEN ? p : rx_level_open(t, p);

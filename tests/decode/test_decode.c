@@ -713,6 +713,25 @@ static void test_marked_paragraphs(void **state)
     free(buf);
 }
 
+/* trigger.h's dt_urlish is the percent pass's URL class (decode.c keeps it
+ * in a table): two escapes with byte c between are one run, and decode,
+ * exactly when dt_urlish(c). */
+static void test_urlish_matches_percent_pass(void **state)
+{
+    (void)state;
+    for (unsigned c = 0; c < 256; c++) {
+        uint8_t doc[] = {'k', '%', '4', '1', (uint8_t)c, '%', '4', '2', ' '};
+        decode_result r = {0};
+        assert_int_equal(decode_find(doc, sizeof doc, 1u << 20, &r), 0);
+        int url = 0;
+        for (size_t i = 0; i < r.count; i++)
+            url |= !strcmp(r.spans[i].kind, "url");
+        if (url != dt_urlish(c))
+            fail_msg("byte 0x%02x: percent pass %d, dt_urlish %d", c, url, dt_urlish(c));
+        decode_result_free(&r);
+    }
+}
+
 static void test_random_10mb_fast(void **state)
 {
     (void)state;
@@ -865,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_null),
         cmocka_unit_test(test_appends_to_result),
         cmocka_unit_test(test_marked_paragraphs),
+        cmocka_unit_test(test_urlish_matches_percent_pass),
         cmocka_unit_test(test_random_10mb_fast),
         cmocka_unit_test(test_huge_run_respects_budget),
         cmocka_unit_test(test_span_cap),
